@@ -1,0 +1,282 @@
+"""The Python API: ``pretrain``, ``load_encoder``, ``embed``, ``evaluate``, ``demo``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import atomic_write_json, load_tensors, read_json
+from .components import component_entry, create_evaluator, get_recipe
+from .config import apply_overrides, load_config_file, merge
+from .errors import CheckpointError, ConfigError, DataError
+
+TRAIN_SHORTCUTS = ("steps", "batch_size", "lr", "seed", "device", "precision", "warmup_steps",
+                   "accumulate", "log_every", "rankme_every", "checkpoint_every", "num_workers")
+
+
+@dataclass
+class Run:
+    """A run folder: its config, metrics and exported encoder."""
+
+    path: Path
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return read_json(self.path / "run.json", "run file")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.info["config"]
+
+    @property
+    def complete(self) -> bool:
+        return self.info.get("status") == "complete"
+
+    def metrics(self) -> list[dict[str, Any]]:
+        from .trainer import read_metrics
+
+        return read_metrics(self.path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+
+def resolve_config(recipe: str | None = None, data: Any = None,
+                   config: str | Path | dict[str, Any] | None = None,
+                   overrides: dict[str, Any] | list[str] | None = None,
+                   **train: Any) -> dict[str, Any]:
+    """Build a full config: defaults, then the recipe, then a config file, then overrides.
+
+    ``train`` takes shortcuts for common ``train.*`` values (``steps``, ``lr``, ...).
+    """
+    from .config import default_config
+
+    file_cfg: dict[str, Any] = {}
+    if isinstance(config, (str, Path)):
+        file_cfg = load_config_file(config)
+    elif isinstance(config, dict):
+        file_cfg = config
+    recipe = recipe or file_cfg.get("recipe")
+    cfg = get_recipe(recipe) if recipe else default_config()
+    cfg["recipe"] = recipe
+    cfg = merge(cfg, file_cfg)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    for key, value in train.items():
+        if key not in TRAIN_SHORTCUTS:
+            raise ConfigError(f"unknown argument {key!r}; use overrides={{'section.key': "
+                              f"value}} for other settings")
+        if value is not None:
+            cfg["train"][key] = value
+    if data is not None:
+        cfg["data"] = data if not isinstance(data, Path) else str(data)
+    if not (cfg.get("dataset") or {}).get("name"):
+        raise ConfigError("no dataset: name a recipe or set dataset.name in the config")
+    return cfg
+
+
+def pretrain(recipe: str | None = None, data: Any = None, out: str | Path | None = None,
+             config: str | Path | dict[str, Any] | None = None,
+             overrides: dict[str, Any] | list[str] | None = None, progress: bool = True,
+             callbacks: list[Any] | None = None, **train: Any) -> Run:
+    """Pre-train a JEPA with a recipe on ``data``; returns the :class:`Run` folder.
+
+    >>> run = pretrain("array", data="images.npz", out="runs/img", steps=500)
+    """
+    from .trainer import train as train_loop
+
+    cfg = resolve_config(recipe, data, config, overrides, **train)
+    out = Path(out) if out else Path("runs") / (cfg.get("recipe") or "run")
+    train_loop(cfg, out, progress=progress, callbacks=callbacks)
+    return Run(out)
+
+
+def _run(run: str | Path | Run) -> Run:
+    r = run if isinstance(run, Run) else Run(Path(run))
+    if not (r.path / "run.json").is_file():
+        raise CheckpointError(f"{r.path} is not a polyjepa run folder (no run.json)")
+    return r
+
+
+def load_encoder(run: str | Path | Run, device: str = "cpu", checkpoint: str | None = None) -> Any:
+    """The run's pre-trained encoder (a ``torch.nn.Module`` in eval mode).
+
+    By default the exported ``encoder.safetensors`` of a finished run; for a run still in
+    progress, the encoder of its latest checkpoint.
+    """
+    from .build import build_encoder
+    from .checkpoint import latest_checkpoint
+    from .trainer import ENCODER_FILE
+
+    r = _run(run)
+    cfg = r.config
+    encoder = build_encoder(cfg)
+    path = r.path / ENCODER_FILE if checkpoint is None else Path(checkpoint)
+    if path.is_file():
+        state = load_tensors(path)
+    else:
+        ckpt = latest_checkpoint(r.path)
+        if ckpt is None:
+            raise CheckpointError(f"{r.path} has neither {ENCODER_FILE} nor a checkpoint yet")
+        full = load_tensors(ckpt / "model.safetensors")
+        prefix = "target." if cfg["target"].get("kind", "ema") == "ema" else "encoder."
+        state = {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit encoder "
+                              f"{cfg['encoder'].get('name')!r}: {exc}") from exc
+    return encoder.to(device).eval()
+
+
+def _dataset_for(r: Run, data: Any) -> Any:
+    from .build import build_dataset
+
+    cfg = r.config
+    return build_dataset(cfg, data, state=cfg.get("dataset_state") or None)
+
+
+def embed_dataset(encoder: Any, dataset: Any, batch_size: int = 128, device: str = "cpu",
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray | None,
+                                                   np.ndarray | None]:
+    """Pooled embeddings ``[N, D]`` of every sample, with labels and groups if present."""
+    import torch
+
+    from .data import eval_loader, move_to
+    from .tokens import batch_valid, pool_tokens
+
+    out, labels, groups = [], [], []
+    loader = eval_loader(dataset, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="embed", unit="batch")
+    with torch.no_grad():
+        for batch in loader:
+            batch = move_to(batch, torch.device(device))
+            z = pool_tokens(encoder(batch).float(), batch_valid(batch))
+            out.append(z.cpu().numpy())
+            if isinstance(batch, dict) and "y" in batch:
+                labels.append(batch["y"].cpu().numpy())
+            if isinstance(batch, dict) and "group" in batch:
+                groups.append(np.asarray(batch["group"].cpu() if hasattr(batch["group"], "cpu")
+                                         else batch["group"]))
+    emb = np.concatenate(out) if out else np.zeros((0, getattr(encoder, "embed_dim", 0)))
+    y = np.concatenate(labels) if labels else None
+    g = np.concatenate(groups) if groups else None
+    return emb, y, g
+
+
+def embed(run: str | Path | Run, data: Any = None, batch_size: int | None = None,
+          device: str = "cpu", out: str | Path | None = None, progress: bool = False) -> np.ndarray:
+    """Embeddings ``[N, D]`` of ``data`` (default: the training data) with the run's encoder.
+
+    With ``out``, also saved as ``.npy`` (labels, when the data has them, beside it as
+    ``<name>.labels.npy``).
+    """
+    r = _run(run)
+    encoder = load_encoder(r, device)
+    dataset = _dataset_for(r, data)
+    bs = batch_size or int(r.config.get("eval", {}).get("batch_size", 128))
+    emb, labels, _ = embed_dataset(encoder, dataset, bs, device, progress)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, emb)
+        if labels is not None:
+            np.save(out.with_name(out.stem + ".labels.npy"), labels)
+    return emb
+
+
+def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | None = None,
+             batch_size: int | None = None, device: str = "cpu", seed: int = 0,
+             save: bool = True) -> dict[str, float]:
+    """Label-free and labelled metrics of the run's encoder on ``data``.
+
+    Runs the recipe's evaluators (default: ``rankme``, ``linear_probe``, ``knn``) or the
+    ones named; evaluators that need labels are skipped on unlabelled data. Results and
+    the embeddings are saved under ``<run>/eval/`` for ``report``.
+    """
+    r = _run(run)
+    cfg = r.config
+    encoder = load_encoder(r, device)
+    dataset = _dataset_for(r, data)
+    bs = batch_size or int(cfg.get("eval", {}).get("batch_size", 128))
+    emb, labels, groups = embed_dataset(encoder, dataset, bs, device)
+    ctx_extra = {"device": device, "batch_size": bs}
+    from .evaluators import EvalContext
+
+    ctx = EvalContext(emb, labels, groups, encoder, dataset, seed, ctx_extra)
+    names = evaluators or list(cfg.get("evaluators") or ["rankme"])
+    results: dict[str, float] = {}
+    for name in names:
+        spec = name if isinstance(name, str) else dict(name)
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            ev_name = spec.pop("name")
+            evaluator = create_evaluator(ev_name, **spec)
+        else:
+            ev_name = spec
+            evaluator = create_evaluator(ev_name)
+        if getattr(evaluator, "needs_labels", False) and labels is None:
+            warnings.warn(f"evaluator {ev_name!r} skipped: the data has no labels", stacklevel=2)
+            continue
+        try:
+            metrics = evaluator(ctx)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report which plugin's evaluator broke
+            entry = component_entry("evaluators", ev_name)
+            raise DataError(f"evaluator {ev_name!r} from {entry.provider!r} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        for key, value in metrics.items():
+            results[key] = float(value)
+    if save:
+        ev_dir = r.path / "eval"
+        ev_dir.mkdir(exist_ok=True)
+        atomic_write_json(ev_dir / "metrics.json", {
+            "data": str(data if data is not None else cfg.get("data")),
+            "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": results})
+        arrays = {"embeddings": emb}
+        if labels is not None:
+            arrays["labels"] = labels
+        np.savez(ev_dir / "embeddings.npz", **arrays)
+    return results
+
+
+def demo(recipes: list[str] | None = None, out: str | Path = "runs/demo",
+         steps: int | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Pretrain and evaluate every installed recipe that ships demo data.
+
+    Returns ``{recipe: {"kind": "real"|"simulated", "description", "metrics", "run"}}``.
+    """
+    from .components import list_recipes
+
+    results: dict[str, dict[str, Any]] = {}
+    for name in recipes or list_recipes():
+        recipe = get_recipe(name)
+        demo_cfg = recipe.get("demo") or {}
+        if not demo_cfg:
+            continue
+        kind = demo_cfg.get("kind", "real")
+        desc = demo_cfg.get("description", "")
+        cfg = merge(recipe, demo_cfg.get("overrides") or {})
+        cfg["recipe"] = name
+        cfg["data"] = demo_cfg.get("data")
+        if steps is not None:
+            cfg["train"]["steps"] = int(steps)
+            cfg["train"]["warmup_steps"] = min(cfg["train"]["warmup_steps"], int(steps) // 10)
+        print(f"[{name}] demo on {kind.upper()} data: {desc}", flush=True)
+        from .trainer import train as train_loop
+
+        run_dir = Path(out) / name
+        train_loop(cfg, run_dir, progress=progress)
+        metrics = evaluate(run_dir)
+        results[name] = {"kind": kind, "description": desc, "metrics": metrics,
+                         "run": str(run_dir)}
+    return results

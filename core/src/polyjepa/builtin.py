@@ -1,0 +1,52 @@
+"""The core's own components, registered through the same hooks a third party uses.
+
+Factories are lazy ``"module:attr"`` strings: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def polyjepa_register_encoders(register):
+    register("vit", "polyjepa.encoder:PatchEncoder",
+             description="ViT over N-d patches of [B, C, *spatial] arrays (timm blocks)")
+
+
+@hookimpl
+def polyjepa_register_maskers(register):
+    register("multiblock", "polyjepa.maskers:MultiBlockMasker",
+             description="I-JEPA/V-JEPA multi-block masks on 1-D, 2-D and 3-D grids")
+    register("random", "polyjepa.maskers:RandomMasker",
+             description="uniformly random target tokens, the rest as context")
+
+
+@hookimpl
+def polyjepa_register_predictors(register):
+    register("transformer", "polyjepa.predictor:TransformerPredictor",
+             description="narrow transformer with mask tokens (I-JEPA)")
+
+
+@hookimpl
+def polyjepa_register_evaluators(register):
+    register("rankme", "polyjepa.evaluators:RankMe",
+             description="effective rank of the embeddings (label-free)")
+    register("linear_probe", "polyjepa.evaluators:LinearProbe",
+             description="logistic/ridge regression on frozen embeddings")
+    register("knn", "polyjepa.evaluators:KNN",
+             description="k-nearest-neighbour classification (cosine)")
+
+
+@hookimpl
+def polyjepa_register_datasets(register):
+    register("array", "polyjepa.datasets:NDArrayDataset",
+             description=".npy/.npz arrays [N, C, *spatial] with optional y/valid/group")
+    register("digits", "polyjepa.datasets:digits",
+             description="scikit-learn's handwritten digits (real, bundled)")
+
+
+@hookimpl
+def polyjepa_register_recipes(register):
+    register("array", "polyjepa.datasets:array_recipe",
+             description="generic JEPA for 1-D/2-D/3-D arrays; demo: sklearn digits (real)")

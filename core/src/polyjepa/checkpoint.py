@@ -1,0 +1,169 @@
+"""Safe, atomic checkpoints: safetensors for tensors, JSON for everything else.
+
+Nothing here unpickles: a checkpoint that is not safetensors is refused with a message.
+Each checkpoint is written into a temporary folder and renamed into place, and the
+``latest`` pointer is replaced atomically, so a run killed at any moment leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file so readers see either the old or the new content, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Atomically write a safetensors file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    save_file(clean, str(tmp), metadata=metadata)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; anything else is refused with a clear message."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        raise CheckpointError(f"checkpoint {path} is empty or truncated ({len(head)} bytes)")
+    if head[:2] == b"\x80\x02" or head[:2] == b"PK":
+        raise CheckpointError(f"checkpoint {path} is a pickle/torch.save file; polyjepa only "
+                              "loads safetensors checkpoints, which cannot run code")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file "
+                              f"(corrupt or truncated?): {exc}") from exc
+
+
+def read_json(path: str | Path, what: str = "file") -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{what} {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what} {path} does not hold a JSON object")
+    return data
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's state into tensors (safetensors) and plain values (JSON)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {"param_groups": sd["param_groups"], "state": {}}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{key}"] = value
+            else:
+                plain["state"].setdefault(str(idx), {})[key] = value
+    return tensors, plain
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                      plain: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if not name.startswith("state."):
+            continue
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, values in plain.get("state", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+
+
+def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
+                    extra_tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write ``checkpoints/step_XXXXXXXX/`` atomically and point ``latest`` at it."""
+    root = run_dir / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f".step_{step:08d}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_tensors(tmp / "model.safetensors", model)
+    save_tensors(tmp / "trainer.safetensors", extra_tensors)
+    atomic_write_json(tmp / "state.json", {**state, "step": step})
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    atomic_write_text(root / "latest", final.name + "\n")
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in done[:-max(keep, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run, or ``None``."""
+    root = run_dir / CHECKPOINT_DIR
+    pointer = root / "latest"
+    if pointer.is_file():
+        cand = root / pointer.read_text(encoding="utf-8").strip()
+        if (cand / "state.json").is_file():
+            return cand
+    done = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
+                                        dict[str, Any]]:
+    """Model tensors, trainer tensors and JSON state of one checkpoint folder."""
+    state = read_json(path / "state.json", "checkpoint state")
+    return (load_tensors(path / "model.safetensors"),
+            load_tensors(path / "trainer.safetensors"), state)

@@ -1,0 +1,223 @@
+"""The ``polyjepa`` command line.
+
+Heavy imports (torch, scikit-learn, matplotlib) happen inside the commands that need
+them, so ``polyjepa --help`` and ``polyjepa plugins`` answer immediately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any
+
+from . import __version__
+from .errors import PolyjepaError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="polyjepa",
+        description="Self-supervised JEPA pre-training on any kind of data.")
+    p.add_argument("--version", action="version", version=f"polyjepa {__version__}")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="also load this plugin module (repeatable; or POLYJEPA_PLUGINS)")
+    p.add_argument("--strict-plugins", action="store_true",
+                   help="fail on a broken plugin instead of skipping it")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sp = sub.add_parser("plugins", help="list installed plugins and their components")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sp = sub.add_parser("pretrain", help="pre-train a JEPA into a run folder")
+    sp.add_argument("recipe", nargs="?", help="recipe name (see `polyjepa plugins`)")
+    sp.add_argument("--data", help="the data to train on (path; the recipe says what)")
+    sp.add_argument("--out", help="run folder (default runs/<recipe>)")
+    sp.add_argument("--config", help="TOML or YAML config file")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config value, e.g. --set encoder.depth=4")
+    for flag, typ in (("steps", int), ("batch-size", int), ("lr", float), ("seed", int),
+                      ("warmup-steps", int), ("accumulate", int)):
+        sp.add_argument(f"--{flag}", type=typ)
+    sp.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
+    sp.add_argument("--precision", choices=["auto", "bf16", "fp32"])
+    sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--print-config", action="store_true",
+                    help="print the resolved config and exit")
+
+    sp = sub.add_parser("evaluate", help="RankMe, linear probe, kNN and domain metrics")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("--data", help="data to evaluate on (default: the training data)")
+    sp.add_argument("--evaluator", action="append", help="evaluator name (repeatable)")
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("embed", help="write embeddings of data as .npy")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("--data", help="data to embed (default: the training data)")
+    sp.add_argument("--out", required=True, help="output .npy file")
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--device", default="cpu")
+
+    sp = sub.add_parser("report", help="PNG plots of a run: loss, RankMe, lr, embedding map")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("--data", help="labelled data for the embedding map (default: the "
+                                   "last evaluation's embeddings, else the training data)")
+    sp.add_argument("--out", help="folder for the plots (default <run>/report)")
+
+    sp = sub.add_parser("demo", help="pre-train and evaluate every installed domain on its "
+                                     "bundled demo data")
+    sp.add_argument("recipes", nargs="*", help="only these recipes")
+    sp.add_argument("--out", default="runs/demo")
+    sp.add_argument("--steps", type=int, help="fewer steps for a quick look")
+    sp.add_argument("--no-progress", action="store_true")
+
+    sp = sub.add_parser("new-plugin", help="write a working third-party plugin skeleton")
+    sp.add_argument("name", help="domain name, e.g. 'audio' (distribution polyjepa-audio)")
+    sp.add_argument("dir", help="folder to create")
+
+    return p
+
+
+def _print_plugins(as_json: bool) -> int:
+    from .plugins import host
+
+    h = host()
+    if as_json:
+        data = {
+            "plugins": [vars(p) for p in h.plugins],
+            "failures": [vars(f) for f in h.failures],
+            "components": {kind: [{"name": e.name, "provider": e.provider,
+                                   "description": e.description}
+                                  for e in reg.entries()]
+                           for kind, reg in h.registries.items()},
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    print("plugins:")
+    for p in h.plugins:
+        dist = f" [{p.distribution}]" if p.distribution and p.distribution != p.name else ""
+        print(f"  {p.name}{dist}  ({p.source}: {p.module})")
+    for kind, reg in h.registries.items():
+        print(f"\n{kind}:")
+        if not reg.names():
+            print("  (none)")
+        width = max((len(n) for n in reg.names()), default=0)
+        for e in reg.entries():
+            desc = f"  {e.description}" if e.description else ""
+            print(f"  {e.name:<{width}}  from {e.provider}{desc}")
+    if h.failures:
+        print("\nbroken plugins (skipped):")
+        for f in h.failures:
+            print(f"  {f.message}")
+    return 0
+
+
+def _cmd_pretrain(a: argparse.Namespace) -> int:
+    from .api import pretrain, resolve_config
+
+    train = {"steps": a.steps, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
+             "warmup_steps": a.warmup_steps, "accumulate": a.accumulate,
+             "device": a.device, "precision": a.precision}
+    train = {k: v for k, v in train.items() if v is not None}
+    if a.print_config:
+        cfg = resolve_config(a.recipe, a.data, a.config, a.set, **train)
+        print(json.dumps(cfg, indent=2, default=str))
+        return 0
+    if not a.recipe and not a.config:
+        raise PolyjepaError("name a recipe (see `polyjepa plugins`) or give --config")
+    run = pretrain(a.recipe, data=a.data, out=a.out, config=a.config, overrides=a.set,
+                   progress=not a.no_progress, **train)
+    rows = run.metrics()
+    last = rows[-1] if rows else {}
+    summary = ", ".join(f"{k}={last[k]:.4g}" for k in ("loss", "rankme") if k in last)
+    print(f"run folder: {run.path}  ({summary})")
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from .api import evaluate
+
+    metrics = evaluate(a.run, data=a.data, evaluators=a.evaluator, device=a.device)
+    if a.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        width = max((len(k) for k in metrics), default=0)
+        for k, v in metrics.items():
+            print(f"{k:<{width}}  {v:.4f}")
+    return 0
+
+
+def _cmd_embed(a: argparse.Namespace) -> int:
+    from .api import embed
+
+    emb = embed(a.run, data=a.data, batch_size=a.batch_size, device=a.device, out=a.out,
+                progress=True)
+    print(f"wrote {a.out}: {emb.shape[0]} embeddings of dimension {emb.shape[1]}")
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import write_report
+
+    paths = write_report(a.run, data=a.data, out=a.out)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .api import demo
+
+    results = demo(a.recipes or None, out=a.out, steps=a.steps, progress=not a.no_progress)
+    if not results:
+        print("no installed recipe ships demo data")
+        return 1
+    print("\ndemo results:")
+    for name, r in results.items():
+        metrics = ", ".join(f"{k}={v:.3f}" for k, v in r["metrics"].items())
+        print(f"  {name:<10} [{r['kind'].upper()} data] {r['description']}\n"
+              f"  {'':<10} {metrics}\n  {'':<10} run folder: {r['run']}")
+    return 0
+
+
+def _cmd_new_plugin(a: argparse.Namespace) -> int:
+    from .scaffold import write_plugin
+
+    path = write_plugin(a.name, a.dir)
+    print(f"wrote plugin polyjepa-{a.name} in {path}\n"
+          f"next: pip install -e {path} && pytest {path}/tests")
+    return 0
+
+
+COMMANDS: dict[str, Any] = {
+    "pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
+    "report": _cmd_report, "demo": _cmd_demo, "new-plugin": _cmd_new_plugin,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if a.command is None:
+        parser.print_help()
+        return 0
+    from .plugins import configure
+
+    configure(modules=a.plugin or None, strict=True if a.strict_plugins else None)
+    warnings.simplefilter("default")
+    if a.command == "plugins":
+        return _print_plugins(a.json)
+    try:
+        return COMMANDS[a.command](a)
+    except PolyjepaError as exc:
+        print(f"polyjepa {a.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"polyjepa {a.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

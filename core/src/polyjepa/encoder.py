@@ -1,0 +1,159 @@
+"""Encoders: tokenise a batch into a grid and run transformer blocks on kept tokens only.
+
+A domain writes a :class:`TokenEncoder` subclass that implements :meth:`~TokenEncoder.grid`
+and :meth:`~TokenEncoder.tokenize`; masking, key-padding for invalid tokens and the
+transformer stack come from here. :class:`PatchEncoder` is the generic ViT for N-d
+arrays (1-D signals, 2-D images, 3-D volumes or clips).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import Block
+
+from .posembed import sincos_pos_embed
+from .tokens import batch_valid, gather_tokens
+
+
+def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
+                       drop_path: float = 0.0, qkv_bias: bool = True) -> nn.ModuleList:
+    """A stack of timm pre-norm transformer blocks with a linear drop-path ramp."""
+    if dim % num_heads:
+        raise ValueError(f"width {dim} is not divisible by num_heads={num_heads}")
+    rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+    return nn.ModuleList(
+        Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=r,
+              norm_layer=nn.LayerNorm)
+        for r in rates
+    )
+
+
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal linear weights and unit LayerNorms (the ViT/I-JEPA convention)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def key_padding_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
+    """Attention mask ``[B, 1, 1, N]`` (True = attend) from a valid-token mask.
+
+    Rows without any valid token attend to everything rather than produce NaNs; their
+    pooled embedding is zero anyway.
+    """
+    if valid is None:
+        return None
+    valid = valid.bool()
+    if bool(valid.all()):
+        return None
+    valid = valid | ~valid.any(dim=1, keepdim=True)
+    return valid[:, None, None, :]
+
+
+class TokenEncoder(nn.Module):
+    """Base class for encoders over a token grid.
+
+    Subclasses implement ``grid(batch)`` (the token layout, e.g. ``(leads, time)``) and
+    ``tokenize(batch)`` (``[B, N, embed_dim]`` tokens with positional information, in the
+    row-major order of the grid). ``forward(batch, keep)`` gathers the kept tokens and runs
+    the transformer on them alone, honouring the batch's ``valid`` mask.
+    """
+
+    def __init__(self, embed_dim: int = 192, depth: int = 6, num_heads: int = 6,
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0):
+        super().__init__()
+        self.embed_dim = int(embed_dim)
+        self.depth = int(depth)
+        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def grid(self, batch: Any) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def tokenize(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_tokens(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the transformer stack on already-gathered tokens."""
+        mask = key_padding_mask(valid)
+        for blk in self.blocks:
+            x = blk(x, attn_mask=mask)
+        return self.norm(x)
+
+    def forward(self, batch: Any, keep: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.tokenize(batch)
+        valid = batch_valid(batch)
+        if keep is not None:
+            x = gather_tokens(x, keep)
+            valid = gather_tokens(valid, keep) if valid is not None else None
+        return self.encode_tokens(x, valid)
+
+
+def _as_tuple(value: int | tuple[int, ...] | list[int], ndim: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * ndim
+    value = tuple(int(v) for v in value)
+    if len(value) != ndim:
+        raise ValueError(f"patch size {value} does not match {ndim} spatial dims")
+    return value
+
+
+class PatchEncoder(TokenEncoder):
+    """Generic ViT over ``[B, C, *spatial]`` arrays: non-overlapping N-d patches.
+
+    ``patch_size`` is an int (same on every axis) or one size per spatial axis; inputs are
+    cropped to a whole number of patches. Positional embeddings are fixed N-d sin-cos.
+    """
+
+    def __init__(self, in_chans: int = 1, patch_size: int | tuple[int, ...] = 16,
+                 ndim: int = 2, embed_dim: int = 192, depth: int = 6, num_heads: int = 6,
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0, **_: Any):
+        super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
+        self.ndim = int(ndim)
+        self.in_chans = int(in_chans)
+        self.patch_size = _as_tuple(patch_size, self.ndim)
+        self.patch_embed = nn.Linear(self.in_chans * math.prod(self.patch_size), embed_dim)
+        init_weights(self)
+
+    def _input(self, batch: Any) -> torch.Tensor:
+        x = batch["x"] if isinstance(batch, dict) else batch
+        if x.dim() != self.ndim + 2:
+            raise ValueError(f"PatchEncoder(ndim={self.ndim}) expects [B, C, {self.ndim} "
+                             f"spatial dims], got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(f"expected {self.in_chans} channels, got {x.shape[1]}")
+        return x
+
+    def grid(self, batch: Any) -> tuple[int, ...]:
+        x = self._input(batch)
+        g = tuple(s // p for s, p in zip(x.shape[2:], self.patch_size))
+        if any(v == 0 for v in g):
+            raise ValueError(f"input {tuple(x.shape[2:])} is smaller than patch {self.patch_size}")
+        return g
+
+    def tokenize(self, batch: Any) -> torch.Tensor:
+        x = self._input(batch)
+        g = self.grid(batch)
+        b, c = x.shape[:2]
+        crop = tuple(slice(0, gi * pi) for gi, pi in zip(g, self.patch_size))
+        x = x[(slice(None), slice(None), *crop)]
+        shape = [b, c]
+        for gi, pi in zip(g, self.patch_size):
+            shape += [gi, pi]
+        x = x.reshape(shape)
+        d = self.ndim
+        # [B, C, g1, p1, ..., gd, pd] -> [B, g1..gd, C, p1..pd]
+        perm = [0, *[2 + 2 * i for i in range(d)], 1, *[3 + 2 * i for i in range(d)]]
+        x = x.permute(perm).reshape(b, math.prod(g), -1)
+        tokens = self.patch_embed(x)
+        pos = sincos_pos_embed(g, self.embed_dim).to(device=tokens.device, dtype=tokens.dtype)
+        return tokens + pos

@@ -1,0 +1,102 @@
+"""The plugin contract: hook specifications for the ``polyjepa`` pluggy project.
+
+Every hook receives ``register``, a callable a plugin calls once per component it
+provides::
+
+    register(name, factory, description="")
+
+``name`` is namespaced by plugin (``"ecg.vit"``); the core's own components have bare
+names. ``factory`` is either a callable or a lazy ``"package.module:attribute"`` string,
+so that importing a plugin module stays cheap (no torch, open3d or rasterio at import
+time) and ``polyjepa plugins`` answers instantly. Factories are resolved only when the
+component is created.
+
+A hook implementation may accept fewer arguments than its specification, so these
+specifications only ever gain arguments; none is renamed or removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT_NAME = "polyjepa"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def polyjepa_register_encoders(register: Register) -> Any:
+    """Register encoders: modules that tokenise a batch into a token grid and embed it.
+
+    ``factory(**kwargs)`` returns a :class:`polyjepa.TokenEncoder` (a ``torch.nn.Module``)
+    with ``embed_dim``, ``grid(batch) -> tuple[int, ...]`` (the token layout the masker
+    sees) and ``forward(batch, keep=None) -> Tensor[B, N_keep, embed_dim]`` that runs only
+    on the kept token indices. A fixed target such as SAR-JEPA's gradient features is an
+    encoder too (one without trainable parameters).
+    """
+
+
+@hookspec
+def polyjepa_register_maskers(register: Register) -> Any:
+    """Register maskers: samplers of context and target token sets on a grid.
+
+    ``factory(**kwargs)`` returns a callable ``masker(grid, batch_size, generator,
+    valid=None) -> polyjepa.Masks`` whose index tensors are ``[B, N]`` long tensors with
+    the same count for every sample, inside the grid, drawn only among valid tokens, with
+    context and targets disjoint, and reproducible from the ``torch.Generator``.
+    """
+
+
+@hookspec
+def polyjepa_register_predictors(register: Register) -> Any:
+    """Register predictors: modules that predict target-token embeddings from context.
+
+    ``factory(embed_dim=..., out_dim=..., **kwargs)`` returns a module with
+    ``forward(context, context_idx, target_idx, grid) -> Tensor[B, N_target, out_dim]``.
+    """
+
+
+@hookspec
+def polyjepa_register_evaluators(register: Register) -> Any:
+    """Register evaluators: metrics computed from an encoder's embeddings.
+
+    ``factory(**kwargs)`` returns a callable ``evaluator(ctx) -> dict[str, float]`` where
+    ``ctx`` is a :class:`polyjepa.EvalContext` (pooled embeddings, labels, groups, the
+    encoder and the dataset). Set ``needs_labels = True`` on the callable when it can only
+    run on labelled data; it is then skipped, with a note, on unlabelled data.
+    """
+
+
+@hookspec
+def polyjepa_register_datasets(register: Register) -> Any:
+    """Register dataset readers: a domain's files turned into samples.
+
+    ``factory(data, **kwargs)`` returns a map-style dataset (``__len__``,
+    ``__getitem__``) whose items are dicts of tensors: ``"x"`` (the encoder input), and
+    optionally ``"y"`` (label), ``"valid"`` (bool ``[N]`` over the token grid) and
+    ``"group"`` (e.g. patient id, used for group-wise evaluation splits). ``data`` is a
+    path or an in-memory object; ``None`` means the reader's bundled demo data, if any.
+
+    Optional attributes: ``encoder_hints`` (dict of encoder arguments that follow from
+    the data, such as channel counts) and ``state`` (JSON-able dict, e.g. a tabular
+    schema, saved with the run and passed back as ``state=`` when the run's encoder is
+    used on new data).
+    """
+
+
+@hookspec
+def polyjepa_register_recipes(register: Register) -> Any:
+    """Register recipes: a domain's default wiring and hyper-parameters.
+
+    ``factory()`` returns a nested dict config with the sections ``dataset``,
+    ``encoder``, ``masker``, ``predictor``, ``target``, ``loss``, ``train`` and
+    ``evaluators`` (see :func:`polyjepa.default_config`), plus an optional ``demo``
+    section: ``{"data": ..., "kind": "real" | "simulated", "description": ...,
+    "overrides": {...}}`` used by ``polyjepa demo``. Any value can be overridden from a
+    TOML/YAML file or the command line.
+    """
