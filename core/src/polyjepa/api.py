@@ -230,7 +230,7 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
             metrics = evaluator(ctx)
         except DataError:
             raise
-        except Exception as exc:  # noqa: BLE001 - report which plugin's evaluator broke
+        except Exception as exc:
             entry = component_entry("evaluators", ev_name)
             raise DataError(f"evaluator {ev_name!r} from {entry.provider!r} failed: "
                             f"{type(exc).__name__}: {exc}") from exc

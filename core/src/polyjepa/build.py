@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .components import (create_dataset, create_encoder, create_masker, create_predictor)
+from .components import create_dataset, create_encoder, create_masker, create_predictor
 from .config import component_args
 from .errors import ConfigError, DataError
 from .jepa import JEPA

@@ -80,7 +80,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
                               "loads safetensors checkpoints, which cannot run code")
     try:
         return load_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+    except Exception as exc:
         raise CheckpointError(f"checkpoint {path} is not a readable safetensors file "
                               f"(corrupt or truncated?): {exc}") from exc
 

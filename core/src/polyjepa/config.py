@@ -156,7 +156,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - parser errors differ by format
+    except Exception as exc:
         raise ConfigError(f"config file {path} cannot be parsed: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table/mapping at the top level")

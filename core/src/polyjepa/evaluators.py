@@ -47,13 +47,20 @@ def effective_rank(z: Any, eps: float = 1e-7) -> float:
 
 
 class RankMe:
-    """Effective rank of the embedding matrix; label-free quality score."""
+    """Effective rank of the embedding matrix; label-free quality score.
+
+    ``rankme`` follows the paper (raw embeddings). ``rankme_centered`` removes the mean
+    embedding first: a large shared offset (common after a final LayerNorm) counts as
+    one dominant direction and can hide how much the embeddings actually vary.
+    """
 
     needs_labels = False
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        z = ctx.embeddings
-        return {"rankme": effective_rank(z), "rankme_max": float(min(z.shape))}
+        z = np.asarray(ctx.embeddings, dtype=np.float64)
+        return {"rankme": effective_rank(z),
+                "rankme_centered": effective_rank(z - z.mean(axis=0, keepdims=True)),
+                "rankme_max": float(min(z.shape))}
 
 
 def _task(labels: np.ndarray) -> str:
@@ -108,8 +115,13 @@ class LinearProbe:
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         from sklearn.linear_model import LogisticRegression, Ridge
-        from sklearn.metrics import (accuracy_score, f1_score, mean_squared_error, r2_score,
-                                     roc_auc_score)
+        from sklearn.metrics import (
+            accuracy_score,
+            f1_score,
+            mean_squared_error,
+            r2_score,
+            roc_auc_score,
+        )
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 

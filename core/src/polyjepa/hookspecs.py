@@ -17,7 +17,8 @@ specifications only ever gain arguments; none is renamed or removed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import PluginError, UnknownComponentError
 
@@ -38,7 +39,7 @@ class Entry:
             obj: Any = importlib.import_module(module_name)
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
-        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+        except Exception as exc:
             raise PluginError(
                 f"plugin {self.provider!r} registered {self.name!r} as {self.factory!r}, "
                 f"which cannot be imported: {type(exc).__name__}: {exc}"

@@ -19,8 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .components import (create_dataset, create_encoder, create_evaluator, create_masker,
-                         create_predictor, get_recipe, list_recipes)
+from .components import (
+    create_dataset,
+    create_encoder,
+    create_evaluator,
+    create_masker,
+    create_predictor,
+    get_recipe,
+    list_recipes,
+)
 from .config import component_args
 from .data import collate
 from .evaluators import EvalContext

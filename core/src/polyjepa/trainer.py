@@ -28,12 +28,19 @@ import torch.nn as nn
 
 from . import __version__
 from .build import build_dataset, build_jepa, build_masker, resolve_components
-from .checkpoint import (atomic_write_json, atomic_write_text, latest_checkpoint,
-                         load_checkpoint, optimizer_tensors, read_json, restore_optimizer,
-                         save_checkpoint, save_tensors)
+from .checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    optimizer_tensors,
+    read_json,
+    restore_optimizer,
+    save_checkpoint,
+    save_tensors,
+)
 from .data import eval_loader, move_to, train_loader
-from .distributed import (DistInfo, all_gather_cat, all_reduce_mean, barrier,
-                          init_distributed)
+from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluators import effective_rank
 from .schedules import cosine_ramp, learning_rate, linear_ramp
@@ -270,10 +277,11 @@ class Trainer:
                     last_time, last_step = now, done
                 rankme_every = int(t.get("rankme_every", 0) or 0)
                 if (rankme_every and done % rankme_every == 0) or done == steps:
-                    rank = self._rankme(jepa, dataset, monitor, dist)
+                    rank, centered = self._rankme(jepa, dataset, monitor, dist)
                     if row is None:
                         row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
                     row["rankme"] = rank
+                    row["rankme_centered"] = centered
                 if row is not None and dist.main:
                     append_metrics(self.out, row)
                     result.metrics.append(row)
@@ -311,7 +319,8 @@ class Trainer:
         return sorted(torch.randperm(n, generator=g)[:k].tolist())
 
     @torch.no_grad()
-    def _rankme(self, jepa: Any, dataset: Any, indices: list[int], dist: DistInfo) -> float:
+    def _rankme(self, jepa: Any, dataset: Any, indices: list[int],
+                dist: DistInfo) -> tuple[float, float]:
         enc = jepa.export_encoder()
         was_training = enc.training
         enc.eval()
@@ -321,14 +330,16 @@ class Trainer:
             batch = move_to(batch, dist.device)
             chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch)).cpu())
         enc.train(was_training)
-        z = torch.cat(chunks)
+        z = torch.cat(chunks).double()
         rank = float(effective_rank(z))
+        # the collapse check ignores the shared mean embedding (see evaluators.RankMe)
+        centered = float(effective_rank(z - z.mean(dim=0, keepdim=True)))
         limit = min(z.shape)
-        if rank < max(1.5, float(self.t.get("collapse_rank", 0.02)) * limit) and dist.main:
-            warnings.warn(f"RankMe {rank:.2f} of at most {limit}: the embeddings are "
+        if centered < max(1.5, float(self.t.get("collapse_rank", 0.02)) * limit) and dist.main:
+            warnings.warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
                           "collapsing. Check the target (EMA momentum, SIGReg weight), the "
                           "learning rate and the masks.", CollapseWarning, stacklevel=2)
-        return rank
+        return rank, centered
 
     def _checkpoint(self, jepa: Any, opt: torch.optim.Optimizer, step: int,
                     dist: DistInfo) -> Path | None:

@@ -1,0 +1,307 @@
+"""ECG datasets: fixed-length or beat-centred windows of WFDB records, and PTB-XL.
+
+Samples are dicts with ``x [L, T]`` (per-lead normalised mV), ``valid [L * n_patches]``
+(False for the tokens of a lead the record lacks or that has a gap in the window:
+nothing is invented), ``group`` (record or patient index) and, where labels exist, ``y``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from polyjepa import DataError
+from torch.utils.data import Dataset
+
+from .io import (
+    AAMI_CLASSES,
+    STANDARD_LEADS,
+    Record,
+    aami_class,
+    cached,
+    canonical_lead,
+    check_finite,
+    file_key,
+    load_signal,
+    parse_scp_codes,
+    preprocess,
+    ptbxl_label_names,
+    read_demo,
+    read_ptbxl_table,
+    read_wfdb,
+    record_paths,
+)
+
+_STRUCTURAL = ("fs", "window", "patch_size", "leads", "highpass", "mode", "labels",
+               "label_names", "beat_classes")
+
+
+class ECGWindows(Dataset):
+    """Windows over preprocessed records, sliced lazily (records may be memory-mapped)."""
+
+    def __init__(self, signals: list[np.ndarray], lead_ok: list[np.ndarray],
+                 items: np.ndarray, length: int, patch_size: int, leads: list[str],
+                 labels: np.ndarray | None, groups: np.ndarray, source: str,
+                 normalize: bool = True, state: dict[str, Any] | None = None):
+        if len(items) == 0:
+            raise DataError(f"{source}: no ECG windows of {length} samples (records too short, or "
+                            f"no annotated beats?)")
+        self.signals, self.lead_ok = signals, lead_ok
+        self.items = items  # [N, 2]: record index, start sample
+        self.length, self.patch_size = int(length), int(patch_size)
+        self.n_patches = self.length // self.patch_size
+        self.leads = list(leads)
+        self.labels = labels
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.source = source
+        self.normalize = normalize
+        self.state: dict[str, Any] = dict(state or {})
+        self.encoder_hints: dict[str, Any] = {"num_leads": len(self.leads),
+                                              "patch_size": self.patch_size}
+        self.fs = float(self.state.get("fs", 0.0))
+        self.times = self.items[:, 1] / self.fs if self.fs else self.items[:, 1].astype(float)
+        self.folds: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``x [L, T]`` and lead validity ``[L]`` of item ``i`` (gaps zeroed, invalid)."""
+        r, start = (int(v) for v in self.items[i])
+        x = np.array(self.signals[r][:, start:start + self.length], dtype=np.float32)
+        ok = self.lead_ok[r].copy()
+        finite = np.isfinite(x).all(axis=1)
+        ok &= finite
+        x[~ok] = 0.0
+        if self.normalize:
+            mu = x[ok].mean(axis=1, keepdims=True) if ok.any() else 0.0
+            sd = x[ok].std(axis=1, keepdims=True) if ok.any() else 1.0
+            x[ok] = (x[ok] - mu) / np.maximum(sd, 1e-3)
+        return x, ok
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        x, ok = self.window(i)
+        item = {"x": torch.from_numpy(x),
+                "valid": torch.from_numpy(np.repeat(ok, self.n_patches)),
+                "group": torch.tensor(self.groups[i])}
+        if self.labels is not None:
+            item["y"] = torch.as_tensor(self.labels[i])
+        return item
+
+
+def _resolve_leads(records: list[Record], leads: Any) -> list[str]:
+    if leads == "standard":
+        return list(STANDARD_LEADS)
+    if leads == "record":
+        first = [canonical_lead(n) for n in records[0].leads]
+        for rec in records[1:]:
+            names = [canonical_lead(n) for n in rec.leads]
+            if names != first:
+                raise DataError(f"{rec.source}: leads {names} differ from {first} of "
+                                f"{records[0].source}; use leads='standard' or a list")
+        return first
+    if isinstance(leads, str):
+        leads = [s for s in leads.split(",") if s]
+    if not isinstance(leads, (list, tuple)) or not leads:
+        raise DataError(f"leads must be 'standard', 'record' or a list of names, got {leads!r}")
+    return [canonical_lead(str(n)) for n in leads]
+
+
+def _select(rec: Record, names: list[str]) -> tuple[list[int | None], np.ndarray]:
+    have = {canonical_lead(n): i for i, n in reversed(list(enumerate(rec.leads)))}
+    rows = [have.get(n) for n in names]
+    ok = np.array([r is not None for r in rows])
+    if not ok.any():
+        raise DataError(f"{rec.source}: none of the leads {names} is in the record "
+                        f"(it has {rec.leads})")
+    return rows, ok
+
+
+def _prepare(rec: Record, names: list[str], fs: float, highpass: float | None,
+             cache_dir: str | Path | None, allow_gaps: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Lead-ordered, filtered, resampled ``[L, T']`` (zeros for absent leads) + lead mask."""
+    rows, ok = _select(rec, names)
+
+    def compute() -> np.ndarray:
+        if not allow_gaps:
+            check_finite(rec)
+        sub = load_signal(rec)[[r for r in rows if r is not None]]
+        proc = preprocess(sub, rec.fs, fs, highpass)
+        out = np.zeros((len(names), proc.shape[1]), dtype=np.float32)
+        out[ok] = proc
+        return out
+
+    key = ("ecg-v1", file_key(rec.source) if Path(rec.source).suffix == ".hea" else rec.source,
+           tuple(names), float(fs), highpass, allow_gaps)
+    sig = cached(key, cache_dir, compute) if Path(rec.source).suffix == ".hea" else compute()
+    return sig, ok
+
+
+def _records(data: Any, annotator: str | None,
+             cache_dir: str | None = None) -> tuple[list[Record], str]:
+    if data is None:
+        rec = read_demo()
+        return [rec], rec.source
+    if isinstance(data, Record):
+        return [data], data.source
+    if isinstance(data, (list, tuple)) and data and all(isinstance(r, Record) for r in data):
+        return list(data), data[0].source
+    if isinstance(data, (str, Path)):
+        paths = record_paths(data)
+        return [read_wfdb(p, annotator, lazy=bool(cache_dir)) for p in paths], str(data)
+    raise DataError(f"cannot read ECG data from {type(data).__name__}: pass a WFDB record "
+                    f"(.hea), a folder of records or a polyjepa_ecg.io.Record")
+
+
+def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
+                 stride: float | None = None, patch_size: int = 25, leads: Any = "standard",
+                 mode: str = "windows", annotator: str | None = "atr",
+                 beat_classes: list[str] | None = None, highpass: float | None = 0.5,
+                 normalize: bool = True, allow_gaps: bool = False,
+                 cache_dir: str | None = None, state: dict[str, Any] | None = None,
+                 **_: Any) -> ECGWindows:
+    """WFDB records (a ``.hea`` file or a folder) as encoder windows; ``None``: the demo.
+
+    ``mode="windows"``: fixed windows of ``window`` seconds every ``stride`` seconds
+    (default: no overlap), unlabelled. ``mode="beats"``: one window of ``window`` seconds
+    centred on each annotated beat, labelled with its AAMI class index (N=0, S=1, V=2,
+    F=3, Q=4); ``beat_classes`` keeps only the named classes. Signals are high-passed at
+    ``highpass`` Hz (baseline wander), resampled to ``fs`` and z-scored per lead and
+    window. ``leads``: ``"standard"`` (the 12 standard leads in order, absent ones
+    marked invalid), ``"record"`` (the record's own ECG leads) or a list of names.
+    """
+    if state:
+        saved = {k: state[k] for k in _STRUCTURAL if k in state}
+        fs, window, patch_size = saved.get("fs", fs), saved.get("window", window), \
+            saved.get("patch_size", patch_size)
+        leads, highpass = saved.get("leads", leads), saved.get("highpass", highpass)
+        beat_classes = saved.get("beat_classes", beat_classes)
+        mode = saved.get("mode", mode)
+    if mode not in ("windows", "beats"):
+        raise DataError(f"unknown mode {mode!r}: use 'windows' or 'beats'")
+    fs, patch_size = float(fs), int(patch_size)
+    length = round(window * fs) // patch_size * patch_size
+    if length < patch_size or patch_size < 1:
+        raise DataError(f"window {window} s at {fs} Hz is shorter than one patch of {patch_size}")
+    records, source = _records(data, annotator, cache_dir)
+    names = _resolve_leads(records, leads)
+    if len(records) > 1 and leads != "record":
+        usable = [r for r in records if any(canonical_lead(n) in names for n in r.leads)]
+        kept = {id(r) for r in usable}
+        for r in records:
+            if id(r) not in kept:
+                warnings.warn(f"{r.source}: skipped, none of its leads {r.leads} is among "
+                              f"{names}", stacklevel=2)
+        if not usable:
+            raise DataError(f"{source}: no record has any of the leads {names}")
+        records = usable
+    signals, oks, items, labels, groups = [], [], [], [], []
+    keep = None
+    if beat_classes is not None:
+        keep = {str(c) for c in beat_classes}
+        if not keep <= set(AAMI_CLASSES):
+            raise DataError(f"beat_classes {sorted(keep)} must be among {AAMI_CLASSES}")
+    for r, rec in enumerate(records):
+        sig, ok = _prepare(rec, names, fs, highpass, cache_dir, allow_gaps)
+        signals.append(sig)
+        oks.append(ok)
+        n = sig.shape[1]
+        if mode == "windows":
+            step = round((stride or window) * fs)
+            if step < 1:
+                raise DataError(f"stride {stride} s is shorter than one sample")
+            starts = np.arange(0, n - length + 1, step, dtype=np.int64)
+            items += [(r, s) for s in starts]
+            groups += [r] * len(starts)
+            continue
+        if rec.ann_samples is None:
+            raise DataError(f"{rec.source}: mode='beats' needs an annotation file "
+                            f"({Path(rec.source).with_suffix('')}.{annotator})")
+        scale = fs / rec.fs
+        for samp, sym in zip(rec.ann_samples, rec.ann_symbols or []):
+            cls = aami_class(sym)
+            if cls is None or (keep is not None and cls not in keep):
+                continue
+            start = round(samp * scale) - length // 2
+            if start < 0 or start + length > n:
+                continue
+            items.append((r, start))
+            labels.append(AAMI_CLASSES.index(cls))
+            groups.append(r)
+    state_out = {"fs": fs, "window": float(window), "patch_size": patch_size, "leads": names,
+                 "highpass": highpass, "mode": mode, "beat_classes": beat_classes,
+                 "records": [rec.name for rec in records]}
+    ds = ECGWindows(signals, oks, np.asarray(items, dtype=np.int64).reshape(-1, 2), length,
+                    patch_size, names, np.asarray(labels, dtype=np.int64) if mode == "beats"
+                    else None, np.asarray(groups), source, normalize, state_out)
+    return ds
+
+
+def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "superclass",
+                  folds: list[int] | None = None, fs: float = 100.0, window: float = 10.0,
+                  patch_size: int = 25, leads: Any = "standard", highpass: float | None = 0.5,
+                  normalize: bool = True, cache_dir: str | None = None,
+                  limit: int | None = None, state: dict[str, Any] | None = None,
+                  **_: Any) -> ECGWindows:
+    """The PTB-XL layout: ``ptbxl_database.csv`` + ``records100/`` or ``records500/``.
+
+    One 10-s 12-lead sample per ECG with multi-hot ``y`` over ``labels``
+    (``superclass``: NORM, MI, STTC, CD, HYP; ``diagnostic``; ``all`` SCP codes),
+    ``group`` = patient id and ``folds`` = the recommended ``strat_fold`` (train 1-8,
+    validation 9, test 10). ``sampling``: ``"lr"`` (100 Hz files) or ``"hr"`` (500 Hz).
+    """
+    if data is None:
+        raise DataError("the 'ecg.ptbxl' dataset needs the PTB-XL folder (with "
+                        "ptbxl_database.csv); `python -m polyjepa_ecg download ptb-xl DIR`")
+    root = Path(data)
+    if root.is_file():
+        root = root.parent
+    label_names = None
+    if state:
+        fs, window = state.get("fs", fs), state.get("window", window)
+        patch_size, leads = state.get("patch_size", patch_size), state.get("leads", leads)
+        highpass, labels = state.get("highpass", highpass), state.get("labels", labels)
+        label_names = state.get("label_names")
+    table, statements = read_ptbxl_table(root)
+    if folds is not None and "strat_fold" in table.columns:
+        table = table[table["strat_fold"].isin([int(f) for f in folds])]
+    if limit:
+        table = table.iloc[: int(limit)]
+    if len(table) == 0:
+        raise DataError(f"{root}: no PTB-XL rows in folds {folds}")
+    names_found, mapping = ptbxl_label_names(table, statements, labels)
+    label_names = label_names or names_found
+    col = "filename_lr" if sampling == "lr" else "filename_hr"
+    fs, patch_size = float(fs), int(patch_size)
+    length = round(window * fs) // patch_size * patch_size
+    records, ys, groups, fold_list = [], [], [], []
+    for ecg_id, row in table.iterrows():
+        rec = read_wfdb(root / str(row[col]), annotator=None, lazy=bool(cache_dir))
+        records.append(rec)
+        y = np.zeros(len(label_names), dtype=np.float32)
+        for code in parse_scp_codes(str(row["scp_codes"]), f"{root} ecg_id {ecg_id}"):
+            lab = mapping.get(code)
+            if lab in label_names:
+                y[label_names.index(lab)] = 1.0
+        ys.append(y)
+        groups.append(int(row["patient_id"]) if "patient_id" in row else int(ecg_id))
+        fold_list.append(int(row["strat_fold"]) if "strat_fold" in row else 0)
+    names = _resolve_leads(records, leads)
+    signals, oks, items = [], [], []
+    for r, rec in enumerate(records):
+        sig, ok = _prepare(rec, names, fs, highpass, cache_dir, False)
+        if sig.shape[1] < length:
+            pad = np.zeros((sig.shape[0], length - sig.shape[1]), np.float32)
+            sig = np.concatenate([sig, pad], axis=1)
+        signals.append(sig)
+        oks.append(ok)
+        items.append((r, 0))
+    state_out = {"fs": fs, "window": float(window), "patch_size": patch_size, "leads": names,
+                 "highpass": highpass, "labels": labels, "label_names": label_names}
+    ds = ECGWindows(signals, oks, np.asarray(items, dtype=np.int64), length, patch_size, names,
+                    np.stack(ys), np.asarray(groups), str(root), normalize, state_out)
+    ds.folds = np.asarray(fold_list)
+    return ds

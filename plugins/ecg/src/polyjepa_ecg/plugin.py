@@ -1,0 +1,48 @@
+"""polyjepa hook implementations for ECG (cheap to import: factories are lazy strings)."""
+
+from __future__ import annotations
+
+from polyjepa import hookimpl
+
+_M = "polyjepa_ecg"
+
+
+@hookimpl
+def polyjepa_register_encoders(register):
+    register("ecg.vit", f"{_M}.encoder:ECGEncoder",
+             description="ECG-JEPA transformer on a (lead, time-patch) grid with lead embeddings")
+
+
+@hookimpl
+def polyjepa_register_maskers(register):
+    register("ecg.time_blocks", f"{_M}.maskers:TimeBlockMasker",
+             description="contiguous time blocks masked across all leads")
+    register("ecg.leads", f"{_M}.maskers:LeadMasker",
+             description="whole leads masked (among the record's valid leads)")
+
+
+@hookimpl
+def polyjepa_register_evaluators(register):
+    register("ecg.multilabel_auc", f"{_M}.evaluators:MultiLabelAUC",
+             description="macro ROC-AUC of per-label probes (PTB-XL folds or patient split)")
+    register("ecg.beats", f"{_M}.evaluators:BeatClassification",
+             description="beat classification macro-F1/AUC, record-internal time or patient split")
+
+
+@hookimpl
+def polyjepa_register_datasets(register):
+    register("ecg.wfdb", f"{_M}.dataset:wfdb_dataset",
+             description="WFDB records/folders: fixed or beat-centred windows; "
+                         "demo: MIT-BIH 208 from scipy")
+    register("ecg.ptbxl", f"{_M}.dataset:ptbxl_dataset",
+             description="PTB-XL layout: 10-s 12-lead ECGs, multi-label SCP targets, folds")
+
+
+@hookimpl
+def polyjepa_register_recipes(register):
+    register("ecg", f"{_M}.recipe:ecg_recipe",
+             description="ECG-JEPA on WFDB records; demo: MIT-BIH 208 (real, from scipy)")
+    register("ecg.ptbxl", f"{_M}.recipe:ptbxl_recipe",
+             description="ECG-JEPA on PTB-XL with superclass macro ROC-AUC")
+    register("ecg.beats", f"{_M}.recipe:beats_recipe",
+             description="beat-centred windows from annotated records, beat classification")

@@ -1,0 +1,92 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import polyjepa as pj
+import pytest
+from polyjepa import testing
+
+TINY = {"encoder.embed_dim": 32, "encoder.depth": 1, "encoder.num_heads": 2,
+        "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2}
+
+
+def test_pretrain_evaluate_embed_beats(sample_dir, tmp_path):
+    ov = {**TINY, "dataset.window": 1.6, "dataset.patch_size": 20, "dataset.fs": 125.0,
+          "dataset.beat_classes": ["N", "S"], "dataset.cache_dir": str(tmp_path / "cache")}
+    run = testing.tiny_train("ecg.beats", sample_dir / "100.hea", tmp_path / "run", steps=3,
+                             overrides=ov)
+    assert run.complete
+    assert run.config["dataset_state"]["leads"] == ["II", "V5"]
+    enc = pj.load_encoder(run.path)
+    assert enc.num_leads == 2 and enc.patch_size == 20
+    metrics = pj.evaluate(run.path, evaluators=["rankme", "ecg.beats"])
+    assert 1.0 <= metrics["rankme"] <= 32
+    assert 0.0 <= metrics["beat_f1_macro"] <= 1.0 and 0.0 <= metrics["beat_auc"] <= 1.0
+    emb = pj.embed(run.path, out=tmp_path / "emb.npy")
+    labels = np.load(tmp_path / "emb.labels.npy")
+    assert emb.shape == (len(labels), 32) and set(np.unique(labels)) == {0, 1}
+    assert np.isfinite(emb).all()
+
+
+def test_standard_leads_train_with_missing_leads(sample_dir, tmp_path):
+    ov = {**TINY, "dataset.window": 4.0, "dataset.fs": 100.0,
+          "masker": {"name": "ecg.leads", "lead_ratio": 0.5}}
+    run = testing.tiny_train("ecg", sample_dir / "100.hea", tmp_path / "run", steps=2,
+                             overrides=ov)
+    # embeddings of MIT-BIH (2 of 12 leads) and PTB (12 of 12) from one run
+    a = pj.embed(run.path)
+    b = pj.embed(run.path, data=sample_dir / "s0010_re.hea")
+    assert a.shape[1] == b.shape[1] == 32 and np.isfinite(b).all()
+
+
+def test_ptbxl_recipe(ptbxl_dir, tmp_path):
+    run = testing.tiny_train("ecg.ptbxl", ptbxl_dir, tmp_path / "run", steps=2,
+                             overrides=TINY)
+    metrics = pj.evaluate(run.path)
+    assert 0.0 <= metrics["multilabel_macro_auc"] <= 1.0
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "polyjepa", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_pretrain(sample_dir, tmp_path):
+    out = tmp_path / "cli"
+    r = _cli("pretrain", "ecg", "--data", str(sample_dir / "03700181.hea"), "--out", str(out),
+             "--steps", "2", "--batch-size", "4", "--set", "dataset.leads=record",
+             "--set", "dataset.window=4.0", "--set", "dataset.fs=100.0",
+             "--set", "train.precision=fp32", "--set", "encoder.embed_dim=16",
+             "--set", "encoder.depth=1", "--set", "encoder.num_heads=2",
+             "--set", "predictor.dim=16", "--set", "predictor.depth=1",
+             "--set", "predictor.num_heads=2", "--set", "evaluators=[\"rankme\"]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "encoder.safetensors").is_file()
+    metrics = json.loads((out / "run.json").read_text())["config"]["dataset_state"]
+    assert metrics["leads"] == ["V1"]  # MCL1, the only ECG signal of the record
+    assert pj.evaluate(out)["rankme"] >= 1.0
+
+
+def test_demo_data(tmp_path, monkeypatch):
+    from polyjepa import DataError
+    from polyjepa_ecg.io import demo_record_file
+
+    try:
+        demo_record_file()
+    except DataError as exc:
+        # the installed scipy is newer than 1.14: the message says how to get the file
+        assert "scipy" in str(exc) and "POLYJEPA_ECG_DEMO" in str(exc)
+        pytest.skip("scipy's ecg.dat (scipy 1.11-1.14) is not installed")
+    res = pj.demo(["ecg"], out=tmp_path / "demo", steps=3, progress=False)
+    assert res["ecg"]["kind"] == "real" and res["ecg"]["metrics"]["rankme"] >= 1.0
+
+
+def test_download_command_parses():
+    from polyjepa_ecg.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["download", "nosuchdb", "x"])
+    assert shutil.which("python") or os.name  # the module is importable without network

@@ -1,0 +1,271 @@
+"""The LiDAR dataset: point clouds (files, folders, arrays or simulated scenes) turned into
+bird's-eye-view pillar grids.
+
+Each sample is a dict with ``"x"`` (pillar features ``[F, X, Y]``, standardised over
+occupied pillars), ``"valid"`` (bool ``[X*Y]``: occupied pillars), ``"group"`` (the scan
+or tile block it came from), ``"pillar_labels"`` (majority class per pillar, -1 where
+empty, when the points carry classes) and ``"y"`` (a scene label, when there is one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from polyjepa import DataError
+
+from .io import Cloud, list_files, load_clouds, read_cloud
+from .pillars import FEATURES, crop, ground_heights, pillarize, voxel_downsample
+
+GROUND_CLASSES = (2,)  # ASPRS ground
+
+
+def _pair(value: Any, name: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    lo, hi = (float(v) for v in value)
+    if not hi > lo:
+        raise DataError(f"{name} must be (low, high) with high > low, got {value}")
+    return lo, hi
+
+
+def _grid(grid: Any) -> tuple[int, int]:
+    g = (int(grid), int(grid)) if isinstance(grid, (int, float)) else tuple(int(v) for v in grid)
+    if len(g) != 2 or min(g) < 2:
+        raise DataError(f"grid must be an int or (X, Y) of at least 2, got {grid}")
+    return g  # type: ignore[return-value]
+
+
+def _cached_read(path: Path, cache_dir: Path | None) -> Cloud:
+    """Decode once, then memory-map the decoded arrays from ``cache_dir``."""
+    if cache_dir is None:
+        return read_cloud(path)
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    folder = cache_dir / key[:16]
+    if (folder / "done").is_file():
+        labels = folder / "labels.npy"
+        return Cloud(np.load(folder / "points.npy", mmap_mode="r"),
+                     np.load(folder / "intensity.npy", mmap_mode="r"),
+                     np.load(labels, mmap_mode="r") if labels.is_file() else None, str(path))
+    cloud = read_cloud(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "points.npy", cloud.points)
+    np.save(folder / "intensity.npy", cloud.intensity)
+    if cloud.labels is not None:
+        np.save(folder / "labels.npy", cloud.labels)
+    (folder / "done").write_text("ok\n")
+    return cloud
+
+
+def _tiles(cloud: Cloud, tile: float, stride: float) -> list[tuple[float, float, int]]:
+    """Lower-left corners of square windows over the cloud, with a block id for splits."""
+    lo = cloud.points[:, :2].min(axis=0)
+    hi = cloud.points[:, :2].max(axis=0)
+    out = []
+    nx = max(1, int(np.ceil((hi[0] - lo[0] - tile) / stride - 1e-6)) + 1)
+    ny = max(1, int(np.ceil((hi[1] - lo[1] - tile) / stride - 1e-6)) + 1)
+    block = max(1, round(2 * tile / stride))
+    for i in range(nx):
+        for j in range(ny):
+            bid = (i // block) * 100_000 + (j // block)
+            out.append((float(lo[0] + i * stride), float(lo[1] + j * stride), bid))
+    return out
+
+
+def _auto_tile(cloud: Cloud, grid: tuple[int, int], points_per_pillar: float = 6.0) -> float:
+    lo = cloud.points[:, :2].min(axis=0)
+    hi = cloud.points[:, :2].max(axis=0)
+    area = float(np.prod(np.maximum(hi - lo, 1e-6)))
+    pillar = float(np.sqrt(points_per_pillar * area / max(len(cloud), 1)))
+    return pillar * max(grid)
+
+
+class LidarDataset(torch.utils.data.Dataset):
+    """Point clouds as BEV pillar grids.
+
+    Args:
+        data: a file (``.bin``, ``.pcd``, ``.ply``, ``.las``, ``.laz``, ``.npy``, ``.npz``), a
+            folder or list of them (a sequence of scans), arrays / dicts of arrays, or
+            ``None`` for simulated scenes (see :mod:`polyjepa_lidar.simulate`).
+        grid: pillars along X and Y (int or pair).
+        x_range, y_range: the BEV box in the clouds' units; by default the 1st-99th
+            percentile extent of the training data (kept in ``state``).
+        z_range: optional crop on raw z before everything else.
+        voxel_size: open3d voxel down-sampling first (``None``: off).
+        ground: ``"plane"`` (open3d RANSAC), ``"min"`` or ``"none"``: what heights are
+            measured from.
+        tile: split each cloud into square windows of this size (airborne LAS);
+            ``"auto"`` (the default for LAS/LAZ files) sizes windows for about six points
+            per pillar. ``tile_stride`` defaults to ``tile`` (no overlap).
+        min_pillars: drop samples with fewer occupied pillars.
+        scene_label: ``"auto"``: a scene label ``y`` when the data has one (the
+            simulator's scene type; for classified points, the most common non-ground
+            class); ``"none"``: no ``y``.
+        cache_dir: decoded-array cache (memory-mapped ``.npy``); default
+            ``$POLYJEPA_LIDAR_CACHE`` when set, else off.
+        simulate: keyword arguments for the simulator when ``data`` is ``None``.
+        state: saved by a run (normalisation statistics, box, grid) and reused on new data.
+    """
+
+    def __init__(self, data: Any = None, grid: Any = 32, x_range: Any = None,
+                 y_range: Any = None, z_range: Any = None, voxel_size: float | None = None,
+                 ground: str = "plane", tile: Any = None, tile_stride: float | None = None,
+                 min_pillars: int = 8, scene_label: str = "auto", normalize: bool = True,
+                 cache_dir: str | None = None, simulate: dict[str, Any] | None = None,
+                 state: dict[str, Any] | None = None, seed: int = 0):
+        state = dict(state or {})
+        if "grid" in state:
+            grid = state["grid"]
+        self.grid = _grid(grid)
+        scene_y: list[int] | None = None
+        if data is None:
+            from .simulate import simulate_scenes
+
+            sim = dict(simulate or {})
+            clouds, scene_types = simulate_scenes(**sim)
+            scene_y = list(scene_types)
+            half = float(sim.get("extent", 32.0))
+            x_range = x_range if x_range is not None else (-half, half)
+            y_range = y_range if y_range is not None else (-half, half)
+            self.source = "simulated scenes"
+        else:
+            cache = cache_dir or os.environ.get("POLYJEPA_LIDAR_CACHE")
+            if isinstance(data, (str, Path)) or (isinstance(data, (list, tuple)) and data
+                                                 and isinstance(data[0], (str, Path))):
+                files = list_files(data)
+                clouds = [_cached_read(f, Path(cache) if cache else None) for f in files]
+                self.source = str(data) if isinstance(data, (str, Path)) else f"{len(files)} files"
+                if tile is None and all(f.suffix.lower() in (".las", ".laz") for f in files):
+                    tile = "auto"
+            else:
+                clouds = load_clouds(data)
+                self.source = clouds[0].source if len(clouds) == 1 else f"{len(clouds)} clouds"
+        z_rng = _pair(z_range, "z_range")
+        if state.get("x_range") is not None and state.get("tile") is None:
+            x_range, y_range = state["x_range"], state["y_range"]
+        if "tile" in state:
+            tile, tile_stride = state["tile"], state.get("tile_stride")
+        xr, yr = _pair(x_range, "x_range"), _pair(y_range, "y_range")
+        if tile is None and (xr is None or yr is None):
+            allp = np.concatenate([np.asarray(c.points[:, :2]) for c in clouds])
+            lo = np.percentile(allp, 1, axis=0)
+            hi = np.percentile(allp, 99, axis=0)
+            xr = xr or (float(lo[0]), float(hi[0]) + 1e-3)
+            yr = yr or (float(lo[1]), float(hi[1]) + 1e-3)
+
+        feats, valid, plabels, groups, ys = [], [], [], [], []
+        has_labels = all(c.labels is not None for c in clouds)
+        tile_used: float | None = None
+        for ci, cloud in enumerate(clouds):
+            if z_rng is not None:
+                cloud = cloud.subset((cloud.points[:, 2] >= z_rng[0])
+                                     & (cloud.points[:, 2] <= z_rng[1]))
+            if len(cloud) == 0:
+                continue
+            if voxel_size:
+                cloud = voxel_downsample(cloud, float(voxel_size))
+            if tile is not None:
+                t = _auto_tile(cloud, self.grid) if tile == "auto" else float(tile)
+                tile_used = t
+                stride = float(tile_stride or t)
+                windows = [((x0, x0 + t), (y0, y0 + t), ci * 10_000_000 + b)
+                           for x0, y0, b in _tiles(cloud, t, stride)]
+            else:
+                windows = [(xr, yr, ci)]
+            for wx, wy, gid in windows:
+                part = crop(cloud, wx, wy)
+                if len(part) == 0:
+                    continue
+                h = ground_heights(np.asarray(part.points), ground, seed=seed)
+                pil = pillarize(np.asarray(part.points[:, :2]), h, np.asarray(part.intensity),
+                                None if part.labels is None else np.asarray(part.labels),
+                                wx, wy, self.grid)
+                occ = pil.counts > 0
+                if int(occ.sum()) < min_pillars:
+                    continue
+                feats.append(pil.features)
+                valid.append(occ)
+                groups.append(gid)
+                if has_labels:
+                    plabels.append(pil.labels)
+                if scene_label == "auto":
+                    if scene_y is not None:
+                        ys.append(scene_y[ci])
+                    elif has_labels:
+                        lab = pil.labels[occ]
+                        non_ground = lab[~np.isin(lab, GROUND_CLASSES)]
+                        pool = non_ground if len(non_ground) else lab
+                        vals, cnt = np.unique(pool, return_counts=True)
+                        ys.append(int(vals[cnt.argmax()]))
+        if not feats:
+            raise DataError(f"{self.source}: no scan or tile has at least {min_pillars} "
+                            f"occupied pillars inside the BEV box (x {xr}, y {yr}, tile "
+                            f"{tile_used}); check the ranges or the file")
+        x = np.stack(feats)
+        self.valid = torch.as_tensor(np.stack(valid).reshape(len(feats), -1))
+        if normalize:
+            if "mean" in state:
+                mean = np.asarray(state["mean"], np.float32)
+                std = np.asarray(state["std"], np.float32)
+                if mean.shape[0] != x.shape[1]:
+                    raise DataError(f"{self.source}: {x.shape[1]} pillar features, the run "
+                                    f"was trained on {mean.shape[0]}")
+            else:
+                occ_feats = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])[
+                    self.valid.numpy().reshape(-1)]
+                mean = occ_feats.mean(axis=0)
+                std = occ_feats.std(axis=0)
+            std = np.maximum(std, 1e-6)
+            x = (x - mean[None, :, None, None]) / std[None, :, None, None]
+            x = x * self.valid.numpy().reshape(x.shape[0], 1, *self.grid)
+        else:
+            mean = std = None
+        if not np.isfinite(x).all():
+            raise DataError(f"{self.source}: pillar features contain NaN or infinite values")
+        self.x = torch.as_tensor(x, dtype=torch.float32)
+        self.groups = torch.as_tensor(np.asarray(groups, np.int64))
+        self.pillar_labels = (torch.as_tensor(np.stack(plabels)) if has_labels else None)
+        self.y = torch.as_tensor(np.asarray(ys, np.int64)) if len(ys) == len(feats) else None
+        self.state: dict[str, Any] = {
+            "grid": list(self.grid), "features": list(FEATURES),
+            "x_range": list(xr) if xr else None, "y_range": list(yr) if yr else None,
+        }
+        if tile is not None:
+            self.state["tile"] = tile_used
+            self.state["tile_stride"] = float(tile_stride or tile_used)
+        if mean is not None:
+            self.state["mean"] = np.asarray(mean).tolist()
+            self.state["std"] = np.asarray(std).tolist()
+        self.encoder_hints = {"in_feats": len(FEATURES)}
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {"x": self.x[i], "valid": self.valid[i], "group": self.groups[i]}
+        if self.pillar_labels is not None:
+            item["pillar_labels"] = self.pillar_labels[i]
+        if self.y is not None:
+            item["y"] = self.y[i]
+        return item
+
+
+def points_dataset(data: Any = None, **kwargs: Any) -> LidarDataset:
+    """Factory for ``lidar.points``: any point-cloud files, or simulated scenes for ``None``."""
+    return LidarDataset(data, **kwargs)
+
+
+def simulated_dataset(data: Any = None, n_scenes: int = 64, sim_seed: int = 0,
+                      extent: float = 32.0, beams: int = 16, azimuths: int = 512,
+                      **kwargs: Any) -> LidarDataset:
+    """Factory for ``lidar.simulated``: ray-cast SIMULATED scenes (``data`` must be None)."""
+    if data is not None:
+        raise DataError("lidar.simulated generates its scenes; use lidar.points for files")
+    sim = {"n_scenes": n_scenes, "seed": sim_seed, "extent": extent, "beams": beams,
+           "azimuths": azimuths, **(kwargs.pop("simulate", None) or {})}
+    return LidarDataset(None, simulate=sim, **kwargs)

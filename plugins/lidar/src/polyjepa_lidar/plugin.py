@@ -1,0 +1,40 @@
+"""Hook implementations of polyjepa-lidar; cheap to import (factories are lazy strings)."""
+
+from __future__ import annotations
+
+from polyjepa import hookimpl
+
+
+@hookimpl
+def polyjepa_register_encoders(register):
+    register("lidar.pillar", "polyjepa_lidar.encoder:PillarEncoder",
+             description="BEV pillar tokens + ViT over occupied pillars (AD-L-JEPA style)")
+
+
+@hookimpl
+def polyjepa_register_maskers(register):
+    register("lidar.bev_blocks", "polyjepa_lidar.masker:BEVBlockMasker",
+             description="BEV blocks centred on occupied pillars; empty space never a target")
+
+
+@hookimpl
+def polyjepa_register_evaluators(register):
+    register("lidar.pillar_probe", "polyjepa_lidar.evaluators:PillarProbe",
+             description="per-pillar semantic linear probe (accuracy, mIoU)")
+    register("lidar.scene_probe", "polyjepa_lidar.evaluators:SceneProbe",
+             description="scene-level probes: scene class, class composition")
+
+
+@hookimpl
+def polyjepa_register_datasets(register):
+    register("lidar.points", "polyjepa_lidar.dataset:points_dataset",
+             description="KITTI .bin, PCD, PLY, LAS/LAZ, .npy/.npz scans as BEV pillar grids "
+                         "(None: simulated scenes)")
+    register("lidar.simulated", "polyjepa_lidar.dataset:simulated_dataset",
+             description="ray-cast SIMULATED street scenes with per-point classes")
+
+
+@hookimpl
+def polyjepa_register_recipes(register):
+    register("lidar", "polyjepa_lidar.recipe:lidar_recipe",
+             description="AD-L-JEPA on BEV pillars; demo: ray-cast simulated scenes")

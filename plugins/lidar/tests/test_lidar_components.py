@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from polyjepa import EvalContext, collate, create_evaluator, testing
+from polyjepa_lidar.evaluators import probe_pillars
+from polyjepa_lidar.simulate import CLASSES, simulate_scenes
+
+ENC = {"in_feats": 8, "embed_dim": 16, "depth": 1, "num_heads": 2}
+
+
+def _batch(ds, n=4):
+    return collate([ds[i] for i in range(n)])
+
+
+def test_pillar_encoder_contract(kitti_dataset):
+    enc = testing.check_encoder("lidar.pillar", _batch(kitti_dataset), **ENC)
+    assert enc.grid(_batch(kitti_dataset)) == (16, 16)
+
+
+def test_empty_pillars_do_not_change_occupied_tokens(kitti_dataset):
+    from polyjepa import create_encoder
+
+    torch.manual_seed(0)
+    enc = create_encoder("lidar.pillar", **ENC).eval()
+    batch = _batch(kitti_dataset, 2)
+    noisy = dict(batch)
+    x = batch["x"].clone()
+    empty = ~batch["valid"].reshape(2, 1, 16, 16).expand_as(x)
+    x[empty] = torch.randn(int(empty.sum()))
+    noisy["x"] = x
+    with torch.no_grad():
+        a, b = enc(batch), enc(noisy)
+    v = batch["valid"]
+    assert torch.allclose(a[v], b[v], atol=1e-5)
+
+
+def test_bev_block_masker_contract(kitti_dataset):
+    batch = _batch(kitti_dataset)
+    valid = batch["valid"]
+    masker = testing.check_masker("lidar.bev_blocks", (16, 16), 4, valid=valid)
+    masks = masker((16, 16), 4, torch.Generator().manual_seed(3), valid=valid)
+    assert len(masks.targets) == 4
+    # targets are occupied pillars only and come in spatially compact blocks
+    for t in masks.targets:
+        assert bool(torch.gather(valid, 1, t).all())
+        ix, iy = t // 16, t % 16  # a block of at most 6 x 6 pillars (scale <= 0.1)
+        assert int((ix.max(1).values - ix.min(1).values).max()) <= 5
+        assert int((iy.max(1).values - iy.min(1).values).max()) <= 5
+    testing.check_masker("lidar.bev_blocks", (16, 16), 4)  # no valid mask: all pillars
+
+
+def test_bev_block_masker_with_very_sparse_scenes():
+    valid = torch.zeros(3, 64, dtype=torch.bool)
+    valid[0, [5, 40]] = True  # two occupied pillars only
+    valid[1, :30] = True
+    valid[2, ::7] = True
+    masker = testing.check_masker("lidar.bev_blocks", (8, 8), 3, valid=valid, num_targets=3)
+    m = masker((8, 8), 3, torch.Generator().manual_seed(0), valid=valid)
+    assert m.context.shape[1] >= 1 and all(t.shape[1] >= 1 for t in m.targets)
+    with pytest.raises(ValueError, match="at least 2 occupied"):
+        masker((8, 8), 1, torch.Generator(), valid=valid[:1] & False)
+
+
+def test_core_multiblock_honours_occupancy(kitti_dataset):
+    valid = _batch(kitti_dataset)["valid"]
+    testing.check_masker("multiblock", (16, 16), 4, valid=valid)
+
+
+def test_recipe():
+    cfg = testing.check_recipe("lidar")
+    assert cfg["demo"]["kind"] == "simulated"
+    assert cfg["masker"]["name"] == "lidar.bev_blocks"
+
+
+def test_simulator_is_deterministic_and_labelled():
+    a, ta = simulate_scenes(4, seed=1, beams=8, azimuths=128)
+    b, tb = simulate_scenes(4, seed=1, beams=8, azimuths=128)
+    c, _ = simulate_scenes(4, seed=2, beams=8, azimuths=128)
+    assert ta == tb == [0, 1, 2, 3]
+    np.testing.assert_array_equal(a[0].points, b[0].points)
+    assert not np.array_equal(a[0].points[:50], c[0].points[:50])
+    labels = np.concatenate([s.labels for s in a])
+    assert set(np.unique(labels)) >= {0, 1, 4}  # ground, building, vegetation
+    assert set(np.unique(labels)) <= set(range(len(CLASSES)))
+    for s in a:
+        ground = s.points[s.labels == 0]
+        assert np.abs(ground[:, 2]).max() < 0.2  # the ground is the z = 0 plane
+        assert s.intensity.min() >= 0 and s.intensity.max() <= 1
+        assert np.hypot(s.points[:, 0], s.points[:, 1]).max() < 48.5
+
+
+def test_simulated_dataset(sim_dataset):
+    ds = testing.check_dataset("lidar.simulated", None, min_items=4, n_scenes=4, grid=8,
+                               beams=8, azimuths=128)
+    assert ds[0]["y"].item() == 0 and ds[1]["y"].item() == 1
+    assert ds.pillar_labels.shape == (4, 64)
+    assert len(sim_dataset) == 12 and sim_dataset.y is not None
+
+
+def test_probe_pillars_on_separable_and_random_vectors():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 200)
+    groups = np.tile(np.arange(20), 30)
+    x = np.eye(3)[y] * 5 + rng.normal(0, 0.1, (600, 3))
+    out = probe_pillars(x, y, groups)
+    assert out == {"pillar_acc": 1.0, "pillar_miou": 1.0}
+    noise = probe_pillars(rng.normal(size=(600, 3)), y, groups)
+    assert noise["pillar_acc"] < 0.6 and noise["pillar_miou"] < 0.45
+
+
+def test_pillar_and_scene_probes_on_simulated_scenes(sim_dataset):
+    from polyjepa import create_encoder, embed_dataset
+
+    torch.manual_seed(0)
+    enc = create_encoder("lidar.pillar", **ENC).eval()
+    emb, labels, groups = embed_dataset(enc, sim_dataset, batch_size=8)
+    ctx = EvalContext(emb, labels, groups, enc, sim_dataset, seed=0)
+    out = create_evaluator("lidar.pillar_probe", baseline=True)(ctx)
+    assert set(out) == {"pillar_acc", "pillar_miou", "pillar_feat_acc", "pillar_feat_miou"}
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+    # the ground dominates: a probe that beats chance must beat the minority classes too
+    assert out["pillar_feat_acc"] > 0.8
+    scene = create_evaluator("lidar.scene_probe")(ctx)
+    assert set(scene) == {"scene_acc", "scene_f1_macro", "scene_composition_r2"}
+    assert all(np.isfinite(v) for v in scene.values())
+
+
+def test_pillar_probe_skips_unlabelled_scans(kitti_dataset):
+    from polyjepa import create_encoder
+
+    enc = create_encoder("lidar.pillar", **ENC).eval()
+    ctx = EvalContext(np.zeros((10, 16)), None, None, enc, kitti_dataset)
+    with pytest.warns(UserWarning, match="no classes"):
+        assert create_evaluator("lidar.pillar_probe")(ctx) == {}

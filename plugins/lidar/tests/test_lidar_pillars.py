@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from polyjepa import DataError, testing
+from polyjepa_lidar.dataset import LidarDataset
+from polyjepa_lidar.io import Cloud, read_cloud
+from polyjepa_lidar.pillars import FEATURES, ground_heights, pillarize, voxel_downsample
+
+
+def test_pillarize_statistics_by_hand():
+    # grid 2x2 over [0, 2) x [0, 2): pillar (0, 0) gets 3 points, (1, 1) gets 1
+    xy = np.array([[0.2, 0.2], [0.6, 0.4], [0.9, 0.9], [1.5, 1.5], [5.0, 5.0]])
+    h = np.array([1.0, 2.0, 4.0, 7.0, 9.0])
+    inten = np.array([0.1, 0.2, 0.3, 0.5, 0.9], np.float32)
+    labels = np.array([6, 2, 6, 5, 5])
+    p = pillarize(xy, h, inten, labels, (0.0, 2.0), (0.0, 2.0), (2, 2))
+    assert p.features.shape == (len(FEATURES), 2, 2)
+    assert list(p.counts) == [3, 0, 0, 1]  # the point at (5, 5) is outside
+    f = p.features.reshape(len(FEATURES), -1)
+    assert f[0, 0] == pytest.approx(np.log1p(3))
+    assert f[1, 0] == pytest.approx(7 / 3)
+    assert (f[2, 0], f[3, 0]) == (pytest.approx(1.0), pytest.approx(4.0))
+    assert f[4, 0] == pytest.approx(np.std([1.0, 2.0, 4.0]), rel=1e-5)
+    assert f[5, 0] == pytest.approx(0.2)
+    assert (f[2, 3], f[3, 3]) == (pytest.approx(7.0), pytest.approx(7.0))
+    assert np.all(f[:, 1] == 0) and np.all(f[:, 2] == 0)  # empty pillars stay zero
+    assert list(p.labels) == [6, -1, -1, 5]  # majority class; -1 where empty
+
+
+def test_voxel_downsample_keeps_majority_label():
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.uniform(0.1, 0.8, (30, 3)), rng.uniform(5.2, 5.8, (30, 3))])
+    pts[0] = 0.0  # voxels are aligned on the minimum corner
+    labels = np.r_[np.full(20, 1), np.full(10, 3), np.full(30, 4)]
+    cloud = Cloud(pts, np.ones(60, np.float32), labels)
+    down = voxel_downsample(cloud, 1.0)
+    assert len(down) == 2
+    order = np.argsort(down.points[:, 0])
+    assert list(down.labels[order]) == [1, 4]
+    np.testing.assert_allclose(down.intensity, 1.0)
+
+
+def test_ground_plane_heights():
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-20, 20, (3000, 2))
+    z = 0.05 * xy[:, 0] - 0.02 * xy[:, 1] - 1.7 + rng.normal(0, 0.01, 3000)
+    box = np.c_[rng.uniform(2, 4, (300, 2)), rng.uniform(0, 2, 300)]
+    box[:, 2] += 0.05 * box[:, 0] - 0.02 * box[:, 1] - 1.7
+    pts = np.r_[np.c_[xy, z], box]
+    h = ground_heights(pts, "plane")
+    assert np.abs(h[:3000]).max() < 0.1
+    assert np.all(h[3000:] > -0.1) and h[3000:].max() > 1.8
+
+
+def test_kitti_dataset_contract(kitti_dir, kitti_dataset):
+    ds = testing.check_dataset("lidar.points", kitti_dir, min_items=10, grid=16)
+    item = ds[0]
+    assert item["x"].shape == (len(FEATURES), 16, 16)
+    assert item["valid"].dtype == torch.bool and item["valid"].shape == (256,)
+    assert 20 < int(item["valid"].sum()) < 256
+    # empty pillars hold zeros; state round-trips
+    assert torch.all(item["x"].reshape(len(FEATURES), -1)[:, ~item["valid"]] == 0)
+    again = LidarDataset(kitti_dir / "000003.bin", state=kitti_dataset.state)
+    assert torch.allclose(again[0]["x"], kitti_dataset[3]["x"], atol=1e-5)
+    assert ds.encoder_hints == {"in_feats": len(FEATURES)}
+
+
+def test_las_tiles_with_pillar_and_scene_labels(las_file):
+    ds = LidarDataset(las_file, grid=16, tile=10.0)
+    assert len(ds) == 24  # 60 x 40 ft tile, 10 ft windows
+    lab = ds.pillar_labels
+    assert lab.shape == (24, 256)
+    assert set(torch.unique(lab[lab >= 0]).tolist()) <= {2, 3, 4, 5, 6, 7}
+    assert torch.equal(lab >= 0, ds.valid)
+    assert set(ds.y.tolist()) <= {3, 4, 5, 6, 7, 2} and len(set(ds.y.tolist())) >= 2
+    assert ds.state["tile"] == 10.0
+
+
+def test_crop_voxel_and_cache(kitti_dir, tmp_path):
+    ds = LidarDataset(kitti_dir / "000000.bin", grid=8, x_range=(0, 40), y_range=(-20, 20),
+                      z_range=(-3, 3), voxel_size=0.5, cache_dir=str(tmp_path))
+    assert len(ds) == 1 and ds.state["x_range"] == [0.0, 40.0]
+    cached = list(tmp_path.rglob("points.npy"))
+    assert len(cached) == 1
+    ds2 = LidarDataset(kitti_dir / "000000.bin", grid=8, x_range=(0, 40), y_range=(-20, 20),
+                       z_range=(-3, 3), voxel_size=0.5, cache_dir=str(tmp_path))
+    assert torch.equal(ds[0]["x"], ds2[0]["x"])
+    np.testing.assert_array_equal(np.load(cached[0]), read_cloud(kitti_dir / "000000.bin").points)
+
+
+def test_dataset_errors(kitti_dir, tmp_path):
+    with pytest.raises(DataError, match="no scan or tile"):
+        LidarDataset(kitti_dir / "000000.bin", x_range=(500, 600), y_range=(0, 10))
+    with pytest.raises(DataError, match="x_range"):
+        LidarDataset(kitti_dir / "000000.bin", x_range=(5, 1), y_range=(0, 10))
+    with pytest.raises(DataError, match=r"missing\.bin: no such file"):
+        LidarDataset(tmp_path / "missing.bin")

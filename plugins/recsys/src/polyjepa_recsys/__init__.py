@@ -1,0 +1,1 @@
+"""polyjepa-recsys: JEPA for recommendation data (item tower and sequence encoder)."""

@@ -1,0 +1,324 @@
+"""Datasets: the item catalogue (samples = items) and user histories (samples = users).
+
+Both share one leave-last-out split of the interactions (each user's latest interaction
+is held out for evaluation, the rest is training data) and one featurisation of items:
+every item becomes ``n_fields`` feature tokens, stored as a float array ``[n_fields, W]``:
+
+- ``hash``: the item id, hashed into ``id_buckets`` (1-based; 0 = unknown). Only items
+  seen in the training interactions get an id token; a cold-start item has none and is
+  represented by its other features alone.
+- ``cat``: a categorical column, code ``1..V`` in a vocabulary of the training catalogue.
+- ``multi``: a multi-valued column (genres, title words), up to ``W`` codes.
+- ``num``: a numerical column, standardised, ``[value, 1]``.
+- ``popularity``: ``log1p`` of the item's training interaction count (numerical).
+
+Vocabularies, numerical statistics, the training item set and the estimated field
+dependence are the dataset's ``state``: saved with the run and reused at evaluate/embed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from polyjepa import DataError
+
+from .io import RecData, read_interactions
+
+
+@dataclass
+class Split:
+    """Leave-last-out split over the catalogue's item indices."""
+
+    n_items: int
+    users: list[str]            # users with a held-out item, in dataset order
+    histories: list[np.ndarray]  # chronological training items of each such user
+    targets: np.ndarray          # the held-out item of each such user
+    counts: np.ndarray           # training interactions per item [n_items]
+    cold: np.ndarray             # bool [n_items]: item absent from the run's training items
+
+
+def _hash(text: str, buckets: int) -> int:
+    return 1 + zlib.crc32(text.encode("utf-8")) % buckets
+
+
+def _split_values(text: Any) -> list[str]:
+    if not isinstance(text, str):
+        return []
+    return [t for t in text.replace("|", " ").split() if t]
+
+
+def _field_labels(x: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray:
+    """A discrete label per item for one field (for dependence estimates); -1 = missing."""
+    if kind in ("cat", "hash"):
+        lab = x[:, 0].astype(np.int64)
+    elif kind == "multi":
+        keys = [tuple(int(v) for v in row if v > 0) for row in x]
+        _, lab = np.unique(np.array([hash(k) for k in keys]), return_inverse=True)
+    else:
+        v = x[:, 0]
+        qs = np.quantile(v[valid], np.linspace(0, 1, 11)[1:-1]) if valid.any() else np.zeros(1)
+        lab = np.searchsorted(np.unique(qs), v)
+    return np.where(valid, lab, -1)
+
+
+def field_dependence(x: np.ndarray, valid: np.ndarray, kinds: list[str]) -> np.ndarray:
+    """Normalised mutual information between every pair of fields, ``[F, F]``.
+
+    Estimated on the catalogue (items with both fields present); multi-valued fields count
+    a value set as one category and numerical fields are binned by deciles. The hashed id
+    is unique per item, so it is given no dependence on the other fields.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    f = len(kinds)
+    labels = [_field_labels(x[:, i], valid[:, i], kinds[i]) for i in range(f)]
+    dep = np.eye(f)
+    for i in range(f):
+        for j in range(i + 1, f):
+            if "hash" in (kinds[i], kinds[j]):
+                continue
+            both = (labels[i] >= 0) & (labels[j] >= 0)
+            if both.sum() < 2:
+                continue
+            dep[i, j] = dep[j, i] = normalized_mutual_info_score(labels[i][both], labels[j][both])
+    return dep
+
+
+class RecsysData:
+    """Interactions, leave-last-out split and item features (shared by both datasets)."""
+
+    def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
+                 items: str | None = None, min_rating: float | None = None,
+                 id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
+                 popularity: bool = True, item_features: list[str] | None = None):
+        if data is None:
+            from .demo import movielens_100k_path
+
+            data = movielens_100k_path()
+        rec = read_interactions(data, items=items)
+        self.source = rec.source
+        inter = rec.interactions
+        if min_rating is not None:
+            inter = inter[inter["rating"] >= float(min_rating)]
+            if len(inter) == 0:
+                raise DataError(f"{rec.source}: no interaction has rating >= {min_rating}")
+        inter = inter.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+        self.rec = rec
+        state = dict(state or {})
+        # catalogue: the item table first, then items only seen in interactions
+        ids = list(rec.items["item"]) if rec.items is not None else []
+        known = set(ids)
+        ids += sorted(set(inter["item"]) - known)
+        self.item_ids = ids
+        self.item_index = {v: i for i, v in enumerate(ids)}
+        n_items = len(ids)
+        item_idx = inter["item"].map(self.item_index).to_numpy()
+        user_codes, user_ids = pd.factorize(inter["user"], sort=False)
+        last = np.r_[user_codes[1:] != user_codes[:-1], True]
+        counts_per_user = np.bincount(user_codes, minlength=len(user_ids))
+        hold = last & (counts_per_user[user_codes] >= 2)
+        train_mask = ~hold
+        counts = np.bincount(item_idx[train_mask], minlength=n_items).astype(np.int64)
+        if "train_items" in state:
+            train_items = set(state["train_items"])
+        else:
+            train_items = {ids[i] for i in np.flatnonzero(counts > 0)}
+        cold = np.array([v not in train_items for v in ids])
+        users, hist, targets = [], [], []
+        starts = np.r_[0, np.flatnonzero(last)[:-1] + 1]
+        ends = np.flatnonzero(last) + 1
+        for _u, (s, e) in enumerate(zip(starts, ends)):
+            if e - s < 2:
+                continue
+            users.append(str(user_ids[user_codes[s]]))
+            hist.append(item_idx[s:e - 1])
+            targets.append(item_idx[e - 1])
+        self.split = Split(n_items, users, hist, np.asarray(targets, np.int64), counts, cold)
+        self._featurize(rec, state, counts, cold, id_buckets, max_values, max_vocab,
+                        popularity, item_features, sorted(train_items))
+
+    def _featurize(self, rec: RecData, state: dict[str, Any], counts: np.ndarray,
+                   cold: np.ndarray, id_buckets: int, max_values: int, max_vocab: int,
+                   popularity: bool, item_features: list[str] | None,
+                   train_items: list[str]) -> None:
+        n = len(self.item_ids)
+        table = None
+        if rec.items is not None:
+            table = rec.items.set_index("item").reindex(self.item_ids)
+        if "fields" in state:
+            fields = state["fields"]
+            max_values = int(state.get("max_values", max_values))
+        else:
+            fields = [{"name": "item_id", "kind": "hash", "size": int(id_buckets)}]
+            cols = list(rec.item_types) if table is not None else []
+            if item_features is not None:
+                missing = sorted(set(item_features) - set(cols))
+                if missing:
+                    raise DataError(f"{rec.source}: item feature(s) {missing} not in the item "
+                                    f"table (has {cols})")
+                cols = list(item_features)
+            train_rows = ~cold
+            for col in cols:
+                kind = rec.item_types[col]
+                if kind == "float":
+                    v = table[col].to_numpy(np.float64)[train_rows]
+                    v = v[np.isfinite(v)]
+                    if len(v) == 0:
+                        continue
+                    fields.append({"name": col, "kind": "num", "mean": float(v.mean()),
+                                   "std": float(max(v.std(), 1e-6))})
+                    continue
+                if kind == "token_seq":
+                    values = [t for s in table[col][train_rows] for t in _split_values(s)]
+                else:
+                    values = [s for s in table[col][train_rows] if isinstance(s, str) and s]
+                if not values:
+                    continue
+                vc = pd.Series(values).value_counts(sort=True)
+                vocab = [str(v) for v in vc.index[:max_vocab]]
+                fields.append({"name": col, "kind": "multi" if kind == "token_seq" else "cat",
+                               "size": len(vocab), "vocab": vocab})
+            if popularity:
+                pop = np.log1p(counts[~cold]) if (~cold).any() else np.zeros(1)
+                fields.append({"name": "popularity", "kind": "num", "mean": float(pop.mean()),
+                               "std": float(max(pop.std(), 1e-6))})
+        w = max(2, int(max_values))
+        x = np.zeros((n, len(fields), w), np.float32)
+        valid = np.zeros((n, len(fields)), bool)
+        for f, spec in enumerate(fields):
+            kind, name = spec["kind"], spec["name"]
+            if kind == "hash":
+                for i, item in enumerate(self.item_ids):
+                    if not cold[i]:
+                        x[i, f, 0] = _hash(item, int(spec["size"]))
+                valid[:, f] = ~cold
+                continue
+            if name == "popularity" and kind == "num":
+                raw = np.log1p(counts).astype(np.float64)
+            else:
+                if table is None or name not in table.columns:
+                    raise DataError(f"{rec.source}: the run was trained with item feature "
+                                    f"{name!r}, which this data lacks")
+                col = table[name]
+                if kind == "num":
+                    raw = pd.to_numeric(col, errors="coerce").to_numpy(np.float64)
+            if kind == "num":
+                ok = np.isfinite(raw)
+                x[ok, f, 0] = (raw[ok] - spec["mean"]) / spec["std"]
+                x[ok, f, 1] = 1.0
+                valid[:, f] = ok
+                continue
+            lookup = {v: k + 1 for k, v in enumerate(spec["vocab"])}
+            for i, s in enumerate(col.to_numpy()):
+                toks = _split_values(s) if kind == "multi" else (
+                    [s.strip()] if isinstance(s, str) and s.strip() else [])
+                codes = [lookup[t] for t in toks if t in lookup][:w]
+                if codes:
+                    x[i, f, :len(codes)] = codes
+                    valid[i, f] = True
+        self.fields = fields
+        self.item_x = torch.from_numpy(x)
+        self.item_valid = torch.from_numpy(valid)
+        if "dependence" in state:
+            dep = np.asarray(state["dependence"], np.float64)
+        else:
+            dep = field_dependence(x, valid, [s["kind"] for s in fields])
+        self.dependence = dep
+        self.state = {"fields": fields, "max_values": w, "train_items": train_items,
+                      "dependence": np.round(dep, 4).tolist()}
+        self.field_hints = [{k: v for k, v in s.items() if k in ("name", "kind", "size")}
+                            for s in fields]
+
+
+class ItemDataset(torch.utils.data.Dataset):
+    """Samples are catalogue items: ``x [n_fields, W]`` feature codes, ``valid [n_fields]``.
+
+    ``group`` is the item's index in the catalogue. Evaluation uses the users' histories.
+    """
+
+    kind = "items"
+
+    def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
+                 **kwargs: Any):
+        self.data = RecsysData(data, state=state, **kwargs)
+        self.split = self.data.split
+        self.state = self.data.state
+        self.source = self.data.source
+        self.encoder_hints = {"fields": self.data.field_hints}
+        from .maskers import publish_dependence
+
+        publish_dependence(self.data.dependence)
+
+    def __len__(self) -> int:
+        return self.data.item_x.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.data.item_x[i], "valid": self.data.item_valid[i],
+                "group": torch.tensor(i)}
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Samples are users: their chronological training history (latest ``max_len`` items).
+
+    ``x [max_len, n_fields, W]`` holds each history item's feature codes, right-aligned
+    (the latest item at the last position); padding positions have ``valid`` False.
+    Users with fewer than ``min_history`` training items are left out (too short to mask).
+    The held-out latest item of each user is the evaluation target.
+    """
+
+    kind = "sequences"
+
+    def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
+                 max_len: int = 50, min_history: int = 3, **kwargs: Any):
+        self.data = RecsysData(data, state=state, **kwargs)
+        split = self.data.split
+        keep = [u for u, h in enumerate(split.histories) if len(h) >= int(min_history)]
+        if not keep:
+            raise DataError(f"{self.data.source}: no user has at least {min_history} training "
+                            f"interactions plus one held out")
+        self.split = Split(split.n_items, [split.users[u] for u in keep],
+                           [split.histories[u] for u in keep], split.targets[keep],
+                           split.counts, split.cold)
+        self.max_len = int(max_len)
+        seq = np.full((len(keep), self.max_len), -1, np.int64)
+        for r, h in enumerate(self.split.histories):
+            h = h[-self.max_len:]
+            seq[r, self.max_len - len(h):] = h
+        self.seq = torch.from_numpy(seq)
+        self.state = self.data.state
+        self.source = self.data.source
+        self.encoder_hints = {"fields": self.data.field_hints, "max_len": self.max_len}
+
+    def __len__(self) -> int:
+        return self.seq.shape[0]
+
+    def _gather(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
+        valid = seq >= 0
+        x = self.data.item_x[seq.clamp_min(0)] * valid[..., None, None]
+        return {"x": x, "valid": valid}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        out = self._gather(self.seq[i])
+        out["group"] = torch.tensor(i)
+        return out
+
+    def item_batch(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each item as a one-item history (at the latest position): for item embeddings."""
+        seq = torch.full((len(items), self.max_len), -1, dtype=torch.long)
+        seq[:, -1] = items
+        return self._gather(seq)
+
+
+def items(data: Any = None, **kwargs: Any) -> ItemDataset:
+    """Item catalogue dataset (factory registered as ``recsys.items``)."""
+    return ItemDataset(data, **kwargs)
+
+
+def sequences(data: Any = None, **kwargs: Any) -> SequenceDataset:
+    """User history dataset (factory registered as ``recsys.sequences``)."""
+    return SequenceDataset(data, **kwargs)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import polyjepa as pj
+import pytest
+from polyjepa import testing
+
+TINY = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
+        "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2}
+
+
+@pytest.mark.parametrize("recipe, extra", [
+    ("recsys", {}),
+    ("recsys_seq", {"dataset.max_len": 16}),
+])
+def test_pretrain_evaluate_embed(recipe, extra, small_log, tmp_path):
+    run = testing.tiny_train(recipe, str(small_log), tmp_path / recipe, steps=3,
+                             overrides={**TINY, **extra})
+    assert run.complete
+    state = run.config["dataset_state"]
+    assert state["fields"][0]["kind"] == "hash" and state["train_items"]
+    enc = pj.load_encoder(run.path)
+    metrics = pj.evaluate(run.path)
+    for key in ("rankme", "recall@10", "ndcg@10", "mrr", "pop_recall@10", "tail_recall@10"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["n_users"] == 40
+    # the full log, read with the vocabularies of the run (many items are cold there)
+    full = pj.evaluate(run.path, data=str(small_log / "full"), save=False)
+    assert full["n_users"] == 943 and np.isfinite(full["recall@10"])
+    emb = pj.embed(run.path)
+    n = 1682 if recipe == "recsys" else 40
+    assert emb.shape == (n, enc.embed_dim) and np.isfinite(emb).all()
+
+
+def test_cli(small_log, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "polyjepa"]
+    out = tmp_path / "run"
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    subprocess.run([*cli, "pretrain", "recsys", "--data", str(small_log), "--out", str(out),
+                    "--steps", "2", "--batch-size", "8", "--set", "train.precision=fp32",
+                    "--set", "train.device=cpu", *sets], check=True, env=env,
+                   capture_output=True)
+    res = subprocess.run([*cli, "evaluate", str(out), "--data", str(small_log), "--json"],
+                         check=True, env=env, capture_output=True, text=True)
+    metrics = json.loads(res.stdout[res.stdout.index("{"):])
+    assert "recall@10" in json.dumps(metrics)
+    subprocess.run([*cli, "embed", str(out), "--data", str(small_log), "--out",
+                    str(tmp_path / "emb.npy")], check=True, env=env, capture_output=True)
+    assert np.load(tmp_path / "emb.npy").shape[0] == 1682

@@ -1,0 +1,1 @@
+"""polyjepa-sar."""

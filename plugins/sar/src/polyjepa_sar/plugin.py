@@ -1,0 +1,48 @@
+"""polyjepa-sar hook implementations (cheap to import: every factory is a lazy string)."""
+
+from __future__ import annotations
+
+from polyjepa import hookimpl
+
+_P = "polyjepa_sar"
+
+
+@hookimpl
+def polyjepa_register_encoders(register):
+    register("sar.vit", f"{_P}.encoder:SARViT",
+             description="ViT over (H/p, W/p) patches of dB-normalised SAR images")
+    register("sar.gradient_target", f"{_P}.encoder:GradientTarget",
+             description="fixed SAR-JEPA target: multi-scale ratio-of-averages gradient "
+                         "histograms per patch")
+
+
+@hookimpl
+def polyjepa_register_maskers(register):
+    register("sar.local_blocks", f"{_P}.masker:LocalBlockMasker",
+             description="many small local target blocks, sized for small SAR targets")
+
+
+@hookimpl
+def polyjepa_register_evaluators(register):
+    register("sar.chip_classification", f"{_P}.evaluators:ChipClassification",
+             description="chip classification accuracy / macro-F1: linear probe and kNN")
+    register("sar.gradient_baseline", f"{_P}.evaluators:GradientBaseline",
+             description="the same chip classification on hand-crafted ROA-gradient HOG")
+
+
+@hookimpl
+def polyjepa_register_datasets(register):
+    register("sar.raster", f"{_P}.raster:open_sar",
+             description="GeoTIFF/COG scenes tiled by rasterio windows (or a chip folder)")
+    register("sar.chips", f"{_P}.raster:ChipFolder",
+             description="chip folders with one sub-folder per class (MSTAR/OpenSARShip)")
+    register("sar.simulated", f"{_P}.simulate:simulated_chips",
+             description="SIMULATED speckled target chips, 5 classes (demo data)")
+
+
+@hookimpl
+def polyjepa_register_recipes(register):
+    register("sar", f"{_P}.recipes:sar_recipe",
+             description="SAR-JEPA: local blocks, ROA-gradient target; demo: simulated chips")
+    register("sar.ema", f"{_P}.recipes:sar_ema_recipe",
+             description="I-JEPA on SAR tiles (EMA teacher, multi-block masks)")

@@ -1,0 +1,388 @@
+"""Readers for tables: CSV/TSV/Parquet files, pandas DataFrames, 2-D arrays, sklearn sets.
+
+Every table becomes one token per feature. A sample is a dict with
+
+- ``x`` ``float32 [F]``: standardised numbers for numeric features, category ids (as
+  floats) for categorical features, ``0`` where the value is missing;
+- ``missing`` ``bool [F]``: where the value is missing (the encoder gives these tokens a
+  learned missing-value embedding; nothing is imputed);
+- ``y`` (optional): class id (int64) or regression target (float32) of the ``target``
+  column; ``group`` (optional): integer id of the ``group`` column;
+- ``valid`` (only with ``missing="mask"``): False for missing features, so that they are
+  left out of attention, masking and pooling instead of being embedded.
+
+The schema (feature kinds, category vocabularies, mean/std of numeric columns, the
+target's classes) is inferred on the training data, kept in ``state`` and reused through
+``state=`` on new data: unseen categories map to the "unknown" id 0, features absent from
+the new data are all-missing, extra columns are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from polyjepa import ArrayDataset, DataError
+
+SCHEMA_VERSION = 1
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zip")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+MAX_CLASSES = 50  # integer targets with more distinct values are treated as regression
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def read_frame(data: Any, sep: str | None = None) -> tuple[Any, str]:
+    """A pandas DataFrame and a source name from a path, DataFrame, array or dict."""
+    import pandas as pd
+
+    if data is None:
+        raise DataError("the 'tabular.table' dataset needs data: a CSV/TSV/Parquet file, a "
+                        "DataFrame or a 2-D array (the bundled demo sets are "
+                        "'tabular.sklearn')")
+    if isinstance(data, pd.DataFrame):
+        return data, "<DataFrame>"
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise DataError(f"<array>: a table needs a 2-D array [rows, features], got "
+                            f"shape {data.shape}")
+        return pd.DataFrame(data, columns=[f"f{i}" for i in range(data.shape[1])]), "<array>"
+    if isinstance(data, dict):
+        try:
+            return pd.DataFrame({k: np.asarray(v) for k, v in data.items()}), "<dict>"
+        except ValueError as exc:
+            raise DataError(f"<dict>: columns cannot form a table: {exc}") from exc
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; 'tabular.table' reads one CSV/TSV/Parquet file")
+    suffix = _suffix(path)
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+        elif suffix in CSV_SUFFIXES:
+            if sep is None:
+                sep = "\t" if suffix.startswith(".tsv") else ","
+            frame = pd.read_csv(path, sep=sep)
+        else:
+            raise DataError(f"{path}: unknown table format {suffix!r}; use one of "
+                            f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty") from exc
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the table (corrupt or truncated?): "
+                        f"{type(exc).__name__}: {exc}") from exc
+    return frame, str(path)
+
+
+def _is_categorical_dtype(series: Any) -> bool:
+    import pandas as pd
+
+    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+def _category_strings(series: Any) -> Any:
+    """Non-missing values as strings (so CSV and Parquet give the same vocabulary)."""
+    def text(v: Any) -> str:
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    return series.map(lambda v: None if _isna(v) else text(v))
+
+
+def _isna(v: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def infer_schema(frame: Any, source: str, features: list[str], categorical: list[str],
+                 numeric: list[str], max_categories: int) -> list[dict[str, Any]]:
+    """Kinds, vocabularies and statistics of the feature columns of a training table."""
+    schema = []
+    for name in features:
+        col = frame[name]
+        if name in categorical or (name not in numeric and _is_categorical_dtype(col)):
+            values = _category_strings(col).dropna()
+            counts = values.value_counts(sort=False)
+            # most frequent first, ties by name: a deterministic vocabulary
+            order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            cats = [k for k, _ in order[:max_categories]]
+            schema.append({"name": str(name), "kind": "categorical", "categories": cats})
+        else:
+            values = _numeric_column(col, name, source)
+            finite = values[~np.isnan(values)]
+            mean = float(finite.mean()) if finite.size else 0.0
+            std = float(finite.std()) if finite.size else 1.0
+            schema.append({"name": str(name), "kind": "numeric", "mean": mean,
+                           "std": std if std > 1e-8 else 1.0})
+    return schema
+
+
+def _numeric_column(col: Any, name: str, source: str) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype(float)
+    if pd.api.types.is_numeric_dtype(col):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        converted = pd.to_numeric(col, errors="coerce")
+        bad = converted.isna() & col.notna()
+        if bool(bad.any()):
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{source}: column {name!r} is numeric in the schema but row "
+                            f"{row} holds {col.iloc[row]!r}")
+        values = converted.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(values).any():
+        row = int(np.flatnonzero(np.isinf(values))[0])
+        raise DataError(f"{source}: column {name!r} holds an infinite value (row {row})")
+    return values
+
+
+def _target_task(col: Any) -> str:
+    import pandas as pd
+
+    if _is_categorical_dtype(col):
+        return "classification"
+    values = col.dropna().to_numpy(dtype=np.float64) if not pd.api.types.is_bool_dtype(col) \
+        else col.dropna().astype(float).to_numpy()
+    if values.size == 0:
+        return "classification"
+    if not np.allclose(values, np.round(values)) or len(np.unique(values)) > MAX_CLASSES:
+        return "regression"
+    return "classification"
+
+
+class TableDataset(ArrayDataset):
+    """A table read into per-feature tokens (see the module docstring).
+
+    Arguments: ``target`` (label column), ``group`` (column of group ids for group-wise
+    evaluation splits), ``drop`` (columns to ignore), ``categorical`` / ``numeric`` (force a
+    column's kind; by default numbers are numeric and everything else categorical),
+    ``task`` (``"auto"``, ``"classification"`` or ``"regression"`` for the target),
+    ``max_categories`` (vocabulary cap per column; rarer values become "unknown"),
+    ``missing`` (``"embed"``: learned missing embedding; ``"mask"``: missing features are
+    invalid tokens), ``clip`` (bound on standardised numbers), ``sep`` (CSV separator) and
+    ``state`` (the schema of a previous run).
+    """
+
+    def __init__(self, data: Any = None, target: str | None = None, group: str | None = None,
+                 drop: list[str] | None = None, categorical: list[str] | None = None,
+                 numeric: list[str] | None = None, task: str = "auto",
+                 max_categories: int = 1000, missing: str = "embed", clip: float = 10.0,
+                 sep: str | None = None, state: dict[str, Any] | None = None):
+        frame, source = read_frame(data, sep)
+        if missing not in ("embed", "mask"):
+            raise DataError(f"{source}: missing must be 'embed' or 'mask', got {missing!r}")
+        if task not in ("auto", "classification", "regression"):
+            raise DataError(f"{source}: task must be auto, classification or regression, "
+                            f"got {task!r}")
+        frame = frame.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        if len(frame) == 0:
+            raise DataError(f"{source}: the table has no rows")
+        if frame.columns.duplicated().any():
+            dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+            raise DataError(f"{source}: duplicate column names {dup}")
+        for kind, names in (("target", [target] if target else []),
+                            ("group", [group] if group else [])):
+            for name in names:
+                if name not in frame.columns and not state:
+                    raise DataError(f"{source}: no {kind} column {name!r}; columns are "
+                                    f"{list(frame.columns)[:20]}")
+        self.source = source
+        labelled = bool(target) and target in frame.columns
+        if labelled and frame[target].isna().any():
+            n_bad = int(frame[target].isna().sum())
+            if n_bad == len(frame):
+                raise DataError(f"{source}: the target column {target!r} is empty")
+            warnings.warn(f"{source}: dropped {n_bad} rows whose target {target!r} is missing",
+                          stacklevel=2)
+            frame = frame[frame[target].notna()].reset_index(drop=True)
+
+        exclude = {c for c in (target, group) if c} | {str(c) for c in (drop or [])}
+        if state and state.get("features"):
+            if int(state.get("version", SCHEMA_VERSION)) != SCHEMA_VERSION:
+                raise DataError(f"{source}: schema version {state.get('version')} is not "
+                                f"supported (expected {SCHEMA_VERSION})")
+            schema = [dict(f) for f in state["features"]]
+            absent = [f["name"] for f in schema if f["name"] not in frame.columns]
+            if len(absent) == len(schema):
+                raise DataError(f"{source}: none of the {len(schema)} feature columns of the "
+                                f"run's schema are present (e.g. {absent[:5]})")
+            if absent:
+                warnings.warn(f"{source}: {len(absent)} feature column(s) absent, treated as "
+                              f"missing: {absent[:10]}", stacklevel=2)
+        else:
+            features = [c for c in frame.columns if c not in exclude]
+            if not features:
+                raise DataError(f"{source}: no feature columns (all are target/group/drop)")
+            schema = infer_schema(frame, source, features, [str(c) for c in categorical or []],
+                                  [str(c) for c in numeric or []], int(max_categories))
+        self.schema = schema
+        n, f = len(frame), len(schema)
+        x = np.zeros((n, f), np.float32)
+        miss = np.ones((n, f), bool)
+        for j, feat in enumerate(schema):
+            if feat["name"] not in frame.columns:
+                continue
+            col = frame[feat["name"]]
+            if feat["kind"] == "numeric":
+                values = _numeric_column(col, feat["name"], source)
+                isnan = np.isnan(values)
+                z = (values - feat["mean"]) / feat["std"]
+                z = np.clip(z, -clip, clip) if clip else z
+                x[:, j] = np.where(isnan, 0.0, z)
+                miss[:, j] = isnan
+            else:
+                lookup = {c: i + 1 for i, c in enumerate(feat["categories"])}
+                strings = _category_strings(col)
+                isnan = strings.isna().to_numpy()
+                ids = strings.map(lambda v, table=lookup: table.get(v, 0) if v is not None else 0)
+                x[:, j] = ids.to_numpy(dtype=np.float32)
+                miss[:, j] = isnan
+
+        y = None
+        target_state = (state or {}).get("target") or None
+        if labelled:
+            col = frame[target]
+            kind = task if task != "auto" else (
+                target_state["task"] if target_state else _target_task(col))
+            if kind == "regression":
+                y = _numeric_column(col, target, source).astype(np.float32)
+                target_state = {"name": target, "task": "regression"}
+            else:
+                labels = _category_strings(col)
+                classes = list(target_state["classes"]) if target_state and \
+                    target_state.get("task") == "classification" else []
+                if not classes:
+                    uniq = sorted(set(labels), key=_class_key)
+                    classes = uniq
+                extra = sorted(set(labels) - set(classes), key=_class_key)
+                if extra:
+                    warnings.warn(f"{source}: target classes unseen in training: {extra[:10]}",
+                                  stacklevel=2)
+                index = {c: i for i, c in enumerate(classes + extra)}
+                y = labels.map(index).to_numpy(dtype=np.int64)
+                target_state = {"name": target, "task": "classification", "classes": classes}
+        groups = None
+        if group and group in frame.columns:
+            import pandas as pd
+
+            groups = pd.factorize(frame[group].astype(str))[0].astype(np.int64)
+
+        self.missing_mode = missing
+        valid = ~miss if missing == "mask" else None
+        y = None if y is None else np.array(y)  # writable copy for torch
+        super().__init__(x, y, valid, groups, source=source)
+        self.missing = torch.as_tensor(miss)
+        self.state = {"version": SCHEMA_VERSION, "features": schema, "target": target_state}
+        self.task = (target_state or {}).get("task")
+        self.cardinalities = [len(s["categories"]) + 1 if s["kind"] == "categorical" else 0
+                              for s in schema]
+        self.encoder_hints = {"n_features": f, "cardinalities": self.cardinalities}
+        self.feature_names = [s["name"] for s in schema]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = super().__getitem__(i)
+        item["missing"] = self.missing[i]
+        return item
+
+    def raw_features(self, kind: str = "dense") -> tuple[np.ndarray, np.ndarray]:
+        """The table as a plain matrix for non-learned baselines.
+
+        ``kind="dense"``: standardised numbers (0 where missing), one-hot categories
+        (column 0 = unknown) and a missing indicator per feature; for linear models and MLPs.
+        ``kind="tree"``: numbers with NaN where missing and category ids (NaN where
+        missing), plus a boolean mask of the categorical columns; for gradient boosting.
+        Returns ``(matrix, categorical_mask)``.
+        """
+        x = self.x.numpy().astype(np.float64)
+        miss = self.missing.numpy()
+        cat = np.array([c > 0 for c in self.cardinalities], bool)
+        if kind == "tree":
+            return np.where(miss, np.nan, x), cat
+        if kind != "dense":
+            raise ValueError(f"kind must be 'dense' or 'tree', got {kind!r}")
+        parts, mask = [], []
+        for j, card in enumerate(self.cardinalities):
+            if card:
+                ids = x[:, j].astype(np.int64)
+                onehot = np.zeros((len(x), card))
+                onehot[np.arange(len(x)), ids] = 1.0
+                onehot[miss[:, j]] = 0.0
+                parts.append(onehot)
+                mask += [True] * card
+            else:
+                parts.append(np.where(miss[:, j], 0.0, x[:, j])[:, None])
+                mask.append(False)
+        if miss.any():
+            parts.append(miss[:, miss.any(axis=0)].astype(np.float64))
+            mask += [False] * int(miss.any(axis=0).sum())
+        return np.concatenate(parts, axis=1), np.array(mask, bool)
+
+
+def _class_key(v: Any) -> tuple[int, float, str]:
+    try:
+        num = float(v)
+        return (0, num, "") if math.isfinite(num) else (1, 0.0, str(v))
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+SKLEARN_SETS = {
+    "breast_cancer": ("load_breast_cancer", "classification"),
+    "wine": ("load_wine", "classification"),
+    "digits": ("load_digits", "classification"),
+    "diabetes": ("load_diabetes", "regression"),
+}
+
+
+def sklearn_frame(name: str) -> Any:
+    """One of scikit-learn's bundled real tables as a DataFrame with a ``target`` column."""
+    import pandas as pd
+    import sklearn.datasets as skd
+
+    if name not in SKLEARN_SETS:
+        raise DataError(f"sklearn:{name}: unknown bundled table; choose one of "
+                        f"{', '.join(SKLEARN_SETS)}")
+    loader, _ = SKLEARN_SETS[name]
+    bunch = getattr(skd, loader)()
+    names = getattr(bunch, "feature_names", None)
+    if names is None or len(names) != bunch.data.shape[1]:
+        names = [f"f{i}" for i in range(bunch.data.shape[1])]
+    cols = [str(c) for c in names]
+    frame = pd.DataFrame(np.asarray(bunch.data, np.float64), columns=cols)
+    frame["target"] = bunch.target
+    return frame
+
+
+def sklearn_table(data: Any = None, target: str = "target", task: str | None = None,
+                  **kwargs: Any) -> TableDataset:
+    """scikit-learn's bundled real tables: ``breast_cancer`` (default), ``wine``,
+    ``digits`` (8x8 pixels as 64 features) or ``diabetes`` (regression)."""
+    name = str(data or "breast_cancer")
+    if name.startswith("sklearn:"):
+        name = name.split(":", 1)[1]
+    frame = sklearn_frame(name)
+    ds = TableDataset(frame, target=target, task=task or SKLEARN_SETS[name][1], **kwargs)
+    ds.source = f"sklearn:{name}"
+    return ds

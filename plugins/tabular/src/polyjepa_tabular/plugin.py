@@ -1,0 +1,44 @@
+"""Hook implementations of polyjepa-tabular (cheap to import: factories are lazy strings)."""
+
+from __future__ import annotations
+
+from polyjepa import hookimpl
+
+_PKG = "polyjepa_tabular"
+
+
+@hookimpl
+def polyjepa_register_encoders(register):
+    register("tabular.transformer", f"{_PKG}.encoder:FeatureTokenEncoder",
+             description="one token per feature (numeric linear / category table / learned "
+                         "missing embedding + feature identity), optional T-JEPA reg tokens")
+
+
+@hookimpl
+def polyjepa_register_maskers(register):
+    register("tabular.feature_subsets", f"{_PKG}.masker:FeatureSubsetMasker",
+             description="T-JEPA masking: a random context subset of features and target "
+                         "subsets among the rest")
+
+
+@hookimpl
+def polyjepa_register_evaluators(register):
+    register("tabular.downstream", f"{_PKG}.evaluators:Downstream",
+             description="accuracy/macro-F1/ROC-AUC or RMSE/R2 of linear and MLP models on "
+                         "frozen embeddings vs raw features and HistGradientBoosting")
+
+
+@hookimpl
+def polyjepa_register_datasets(register):
+    register("tabular.table", f"{_PKG}.data:TableDataset",
+             description="CSV/TSV/Parquet files, pandas DataFrames or 2-D arrays with "
+                         "numeric, categorical and missing values (schema kept in state)")
+    register("tabular.sklearn", f"{_PKG}.data:sklearn_table",
+             description="scikit-learn's bundled real tables: breast_cancer, wine, digits, "
+                         "diabetes")
+
+
+@hookimpl
+def polyjepa_register_recipes(register):
+    register("tabular", f"{_PKG}.recipe:tabular_recipe",
+             description="T-JEPA for tables; demo: scikit-learn breast cancer (real)")

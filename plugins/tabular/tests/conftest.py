@@ -1,0 +1,48 @@
+"""Fixtures: CSV and Parquet tables written from scikit-learn's bundled real data.
+
+There is no tabular folder in the shared data: the tables here are the real bundled
+breast-cancer and wine sets, with missing values and a categorical column added so the
+reader's handling of both is exercised.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
+                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
+
+
+def messy_frame(name: str = "wine", seed: int = 0):
+    """A bundled real table with ~10% missing numbers, a categorical column with missing
+    entries, and a string target."""
+    from polyjepa_tabular.data import sklearn_frame
+
+    rng = np.random.default_rng(seed)
+    frame = sklearn_frame(name)
+    feats = [c for c in frame.columns if c != "target"]
+    for c in feats[:4]:
+        frame.loc[rng.random(len(frame)) < 0.1, c] = np.nan
+    # a categorical feature derived from a real column (terciles), as strings
+    first = frame[feats[4]]
+    cuts = np.quantile(first, [1 / 3, 2 / 3])
+    frame["band"] = np.where(first < cuts[0], "low", np.where(first < cuts[1], "mid", "high"))
+    frame.loc[rng.random(len(frame)) < 0.05, "band"] = None
+    frame["label"] = frame.pop("target").map(lambda t: f"class_{t}")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def tables(tmp_path_factory):
+    """Paths of a messy CSV and Parquet (wine) and a clean breast-cancer CSV."""
+    root = tmp_path_factory.mktemp("tables")
+    frame = messy_frame("wine")
+    csv = root / "wine.csv"
+    frame.to_csv(csv, index=False)
+    pq = root / "wine.parquet"
+    frame.to_parquet(pq, index=False)
+    return {"csv": csv, "parquet": pq, "frame": frame, "root": root}

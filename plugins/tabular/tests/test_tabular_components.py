@@ -1,0 +1,138 @@
+"""Contract checks and behaviour of the encoder, masker, evaluator and recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from polyjepa import (
+    DataError,
+    EvalContext,
+    create_dataset,
+    create_encoder,
+    create_evaluator,
+    create_masker,
+    testing,
+)
+from polyjepa.testing import check_masks
+
+
+def _batch(tables, n=6, **kw):
+    ds = create_dataset("tabular.table", str(tables["csv"]), target="label", **kw)
+    from polyjepa import collate
+
+    return ds, collate([ds[i] for i in range(n)])
+
+
+@pytest.mark.parametrize("reg_tokens", [0, 3])
+def test_encoder_contract(tables, reg_tokens):
+    ds, batch = _batch(tables)
+    assert bool(batch["missing"].any())
+    enc = testing.check_encoder("tabular.transformer", batch, embed_dim=16, depth=1,
+                                num_heads=2, reg_tokens=reg_tokens, **ds.encoder_hints)
+    assert enc.grid(batch) == (14,)
+    ds2, batch2 = _batch(tables, missing="mask")
+    testing.check_encoder("tabular.transformer", batch2, embed_dim=16, depth=1, num_heads=2,
+                          reg_tokens=reg_tokens, **ds2.encoder_hints)
+
+
+def test_encoder_tokens(tables):
+    ds, batch = _batch(tables)
+    torch.manual_seed(0)
+    enc = create_encoder("tabular.transformer", embed_dim=16, depth=1, num_heads=2,
+                         **ds.encoder_hints).eval()
+    tok = enc.tokenize(batch)
+    # a missing value's token is the missing embedding plus the feature identity only
+    b, j = map(int, batch["missing"].nonzero()[0])
+    expected = enc.missing_token + enc.feature_embed[j]
+    assert torch.allclose(tok[b, j], expected)
+    # changing the value under a missing flag changes nothing (nothing is imputed)
+    other = dict(batch, x=batch["x"].clone())
+    other["x"][b, j] = 123.0
+    assert torch.equal(enc(other), enc(batch))
+    # categorical ids outside the table are clamped, not an index error
+    cat = next(i for i, c in enumerate(ds.cardinalities) if c)
+    other["x"][:, cat] = 99.0
+    assert torch.isfinite(enc(other)).all()
+    with pytest.raises(ValueError, match="expects x of shape"):
+        enc.grid({"x": torch.zeros(2, 5)})
+
+
+def test_reg_tokens_take_part_and_are_dropped(tables):
+    ds, batch = _batch(tables)
+    torch.manual_seed(0)
+    enc = create_encoder("tabular.transformer", embed_dim=16, depth=1, num_heads=2,
+                         reg_tokens=2, **ds.encoder_hints).eval()
+    out = enc(batch)
+    assert out.shape == (6, 14, 16)
+    with torch.no_grad():
+        enc.reg.add_(1.0)
+    assert not torch.allclose(enc(batch), out)  # they attend with the features
+
+
+def test_masker_contract_and_sizes():
+    grid = (20,)
+    m = testing.check_masker("tabular.feature_subsets", grid, batch_size=8)
+    masks = m(grid, 8, torch.Generator().manual_seed(1))
+    assert len(masks.targets) == 2
+    assert 8 <= masks.context.shape[1] <= 12  # context_scale 0.4-0.6 of 20
+    for t in masks.targets:
+        assert 3 <= t.shape[1] <= 6
+    valid = torch.rand(4, 20, generator=torch.Generator().manual_seed(0)) > 0.3
+    valid[:, :3] = True
+    testing.check_masker("tabular.feature_subsets", grid, batch_size=4, valid=valid,
+                         context_scale=0.5, target_scale=[0.2, 0.4], num_targets=3,
+                         disjoint_targets=True)
+    m = create_masker("tabular.feature_subsets", context_scale=0.5, target_scale=0.25,
+                      num_targets=2, disjoint_targets=True)
+    masks = m(grid, 4, torch.Generator().manual_seed(0))
+    check_masks(masks, grid, 4)
+    a, b = masks.targets
+    assert not bool((a.unsqueeze(2) == b.unsqueeze(1)).any())
+    other = m(grid, 4, torch.Generator().manual_seed(5))
+    assert not torch.equal(other.context, masks.context)
+    # tiny tables still work: 2 features -> 1 context, 1 target
+    small = m((2,), 3, torch.Generator().manual_seed(0))
+    assert small.context.shape == (3, 1) and small.targets[0].shape == (3, 1)
+    with pytest.raises(ValueError):
+        create_masker("tabular.feature_subsets", context_scale=1.5)
+
+
+def test_downstream_classification_and_regression():
+    out = testing.check_evaluator("tabular.downstream")
+    assert {"downstream_emb_linear_acc", "downstream_emb_mlp_f1_macro",
+            "downstream_emb_linear_auc"} <= set(out)
+    assert out["downstream_emb_linear_acc"] >= 0.75  # label = sign of a feature (20 test rows)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(120, 8))
+    y = (z @ rng.normal(size=8) + 0.01 * rng.normal(size=120)).astype(np.float32)
+    reg = testing.check_evaluator("tabular.downstream", z, y, models=["linear"])
+    assert set(reg) == {"downstream_emb_linear_rmse", "downstream_emb_linear_r2"}
+    assert reg["downstream_emb_linear_r2"] > 0.95
+
+
+def test_downstream_baselines_on_dataset(tables):
+    ds = create_dataset("tabular.table", str(tables["csv"]), target="label")
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(ds), 8))  # uninformative embeddings
+    labels = ds.extras["y"].numpy()
+    ev = create_evaluator("tabular.downstream", mlp_iter=100)
+    out = ev(EvalContext(emb, labels, dataset=ds, seed=0))
+    for src in ("emb_linear", "emb_mlp", "raw_linear", "raw_mlp", "raw_gbdt"):
+        for metric in ("acc", "f1_macro", "auc"):
+            assert np.isfinite(out[f"downstream_{src}_{metric}"])
+    # the real wine features separate the cultivars; noise does not
+    assert out["downstream_raw_linear_acc"] > 0.85 and out["downstream_raw_gbdt_acc"] > 0.8
+    assert out["downstream_emb_linear_acc"] < 0.7
+    dense, cat = ds.raw_features("dense")
+    assert dense.shape[0] == len(ds) and cat.sum() == 4  # band: unknown + 3 categories
+    tree, cat = ds.raw_features("tree")
+    assert np.isnan(tree).any() and cat.sum() == 1
+    with pytest.raises(DataError, match="needs labels"):
+        ev(EvalContext(emb, None, dataset=ds))
+
+
+def test_recipe():
+    cfg = testing.check_recipe("tabular")
+    assert cfg["demo"]["kind"] == "real"
+    assert cfg["masker"]["name"] == "tabular.feature_subsets"

@@ -1,0 +1,150 @@
+"""The table readers: schema inference and reuse, missing values, categories, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from polyjepa import DataError, create_dataset, testing
+
+
+def test_csv_and_parquet_agree(tables):
+    a = create_dataset("tabular.table", str(tables["csv"]), target="label")
+    b = create_dataset("tabular.table", str(tables["parquet"]), target="label")
+    assert len(a) == len(b) == len(tables["frame"])
+    assert a.state == b.state
+    assert torch.equal(a.x, b.x) and torch.equal(a.missing, b.missing)
+    assert torch.equal(a.extras["y"], b.extras["y"])
+
+
+def test_schema_inferred(tables):
+    ds = testing.check_dataset("tabular.table", str(tables["csv"]), target="label")
+    kinds = {f["name"]: f["kind"] for f in ds.state["features"]}
+    assert kinds["band"] == "categorical"
+    assert sum(k == "numeric" for k in kinds.values()) == 13
+    assert "label" not in kinds
+    band = next(f for f in ds.state["features"] if f["name"] == "band")
+    assert sorted(band["categories"]) == ["high", "low", "mid"]
+    assert ds.state["target"] == {"name": "label", "task": "classification",
+                                  "classes": ["class_0", "class_1", "class_2"]}
+    # missing values are flagged, not imputed into x: x is 0 there and missing is True
+    frame = tables["frame"]
+    col = list(frame.columns).index("alcohol")
+    expected = frame["alcohol"].isna().to_numpy()
+    assert expected.any()
+    assert np.array_equal(ds.missing[:, col].numpy(), expected)
+    assert bool((ds.x[ds.missing] == 0).all())
+    # numeric columns standardised with training statistics
+    vals = ds.x[~ds.missing[:, col], col].numpy()
+    assert abs(vals.mean()) < 1e-4 and abs(vals.std() - 1) < 1e-3
+    item = ds[0]
+    assert set(item) >= {"x", "missing", "y"} and item["missing"].dtype == torch.bool
+    assert ds.encoder_hints["n_features"] == 14
+    assert ds.encoder_hints["cardinalities"].count(0) == 13
+
+
+def test_state_reuse_unseen_categories_and_absent_columns(tables):
+    train = create_dataset("tabular.table", str(tables["csv"]), target="label")
+    new = tables["frame"].head(10).copy()
+    new["band"] = ["never-seen"] * 5 + ["low"] * 5
+    new = new.drop(columns=["alcohol"])
+    new["extra_column"] = 1.0
+    with pytest.warns(UserWarning, match="alcohol"):
+        ds = create_dataset("tabular.table", new, target="label", state=train.state)
+    assert ds.state["features"] == train.state["features"]
+    j = [f["name"] for f in train.state["features"]].index("band")
+    low = train.state["features"][j]["categories"].index("low") + 1
+    assert ds.x[:5, j].tolist() == [0.0] * 5  # the unknown id
+    assert ds.x[5:, j].tolist() == [float(low)] * 5
+    assert bool(ds.missing[:, 0].all())  # absent column -> all missing
+    # the same statistics are reused: row values equal the training encoding
+    assert torch.equal(ds.x[5:, 1:j], train.x[5:10, 1:j])
+    # unlabelled data with the run's schema has no y
+    with pytest.warns(UserWarning, match="absent"):
+        unl = create_dataset("tabular.table", new.drop(columns=["label"]), target="label",
+                             state=train.state)
+    assert "y" not in unl[0]
+
+
+def test_all_missing_column_and_mask_mode():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [np.nan] * 4,
+                          "c": ["x", None, "y", "x"], "t": [0, 1, 0, 1]})
+    ds = create_dataset("tabular.table", frame, target="t")
+    b = ds.state["features"][1]
+    assert b["kind"] == "numeric" and b["mean"] == 0.0 and b["std"] == 1.0
+    assert bool(ds.missing[:, 1].all())
+    masked = create_dataset("tabular.table", frame, target="t", missing="mask")
+    assert torch.equal(masked[1]["valid"], torch.tensor([True, False, False]))
+
+
+def test_sklearn_sets():
+    for name, n, f, task in (("breast_cancer", 569, 30, "classification"),
+                             ("wine", 178, 13, "classification"),
+                             ("digits", 1797, 64, "classification"),
+                             ("diabetes", 442, 10, "regression")):
+        ds = create_dataset("tabular.sklearn", name)
+        assert len(ds) == n and ds.x.shape[1] == f and ds.task == task
+    assert ds.extras["y"].dtype == torch.float32
+    with pytest.raises(DataError, match="unknown bundled table"):
+        create_dataset("tabular.sklearn", "iris_typo")
+
+
+def test_regression_target_and_groups():
+    frame = pd.DataFrame({"a": np.linspace(0, 1, 20), "g": np.repeat(list("abcde"), 4),
+                          "t": np.linspace(0.5, 3.7, 20)})
+    ds = create_dataset("tabular.table", frame, target="t", group="g")
+    assert ds.task == "regression" and ds.x.shape == (20, 1)
+    assert ds.extras["group"].tolist() == list(np.repeat(range(5), 4))
+
+
+def test_missing_target_rows_dropped():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "t": [0, None, 1, 0]})
+    with pytest.warns(UserWarning, match="dropped 1 rows"):
+        ds = create_dataset("tabular.table", frame, target="t")
+    assert len(ds) == 3
+
+
+def test_bad_inputs_name_the_file(tmp_path, tables):
+    with pytest.raises(DataError, match="no such file"):
+        create_dataset("tabular.table", str(tmp_path / "nope.csv"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv"):
+        create_dataset("tabular.table", str(empty))
+    header = tmp_path / "header.csv"
+    header.write_text("a,b,c\n")
+    with pytest.raises(DataError, match=r"header\.csv: the table has no rows"):
+        create_dataset("tabular.table", str(header))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(tables["parquet"].read_bytes()[:200])
+    with pytest.raises(DataError, match=r"broken\.parquet: cannot read"):
+        create_dataset("tabular.table", str(broken))
+    inf = tmp_path / "inf.csv"
+    inf.write_text("a,b\n1,2\ninf,3\n")
+    with pytest.raises(DataError, match=r"inf\.csv: column 'a' holds an infinite"):
+        create_dataset("tabular.table", str(inf))
+    with pytest.raises(DataError, match="no target column 'nolabel'"):
+        create_dataset("tabular.table", str(tables["csv"]), target="nolabel")
+    other = tmp_path / "x.json"
+    other.write_text("{}")
+    with pytest.raises(DataError, match="unknown table format"):
+        create_dataset("tabular.table", str(other))
+    train = create_dataset("tabular.table", str(tables["csv"]), target="label")
+    bad = tables["frame"].head(4).copy()
+    bad["alcohol"] = ["1.0", "oops", "2", "3"]
+    with pytest.raises(DataError, match="'alcohol' is numeric in the schema but row 1"):
+        create_dataset("tabular.table", bad, target="label", state=train.state)
+    with pytest.raises(DataError, match="2-D"):
+        create_dataset("tabular.table", np.zeros(5))
+
+
+def test_array_input():
+    x = np.random.default_rng(0).normal(size=(30, 5))
+    x[3, 2] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = create_dataset("tabular.table", x)
+    assert ds.x.shape == (30, 5) and bool(ds.missing[3, 2]) and "y" not in ds[0]

