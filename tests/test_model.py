@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import polyjepa as pj
 import torch
+
+import polyjepa as pj
 from polyjepa import testing
 from polyjepa.jepa import JEPA
 

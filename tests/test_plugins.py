@@ -7,8 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-import polyjepa as pj
 import pytest
+
+import polyjepa as pj
 from polyjepa import hookspecs, plugins
 from polyjepa.errors import PluginError, UnknownComponentError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
 import polyjepa as pj
 from polyjepa import testing
 

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polyjepa as pj
 import pytest
 import torch
+
+import polyjepa as pj
 from polyjepa.checkpoint import load_tensors
 from polyjepa.errors import CheckpointError, ConfigError, TrainingDiverged
 

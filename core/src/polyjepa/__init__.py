@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "resolve_config": "polyjepa.api",
     "embed_dataset": "polyjepa.api",
     "Run": "polyjepa.api",
+    "sweep": "polyjepa.sweeps",
+    "SweepResult": "polyjepa.sweeps",
+    "load_grid": "polyjepa.sweeps",
     "default_config": "polyjepa.config",
     "load_config_file": "polyjepa.config",
     # building blocks for plugins

@@ -73,6 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, help="fewer steps for a quick look")
     sp.add_argument("--no-progress", action="store_true")
 
+    sp = sub.add_parser("sweep", help="label-free hyper-parameter search, trials ranked by "
+                                      "RankMe (plus a linear probe where labels exist)")
+    sp.add_argument("recipe", nargs="?", help="recipe name (see `polyjepa plugins`)")
+    sp.add_argument("--data", help="the data to train on")
+    sp.add_argument("--grid", required=True, help="TOML/YAML file: [params] to search, "
+                                                  "method = grid|random, [set] fixed values")
+    sp.add_argument("--out", help="sweep folder (default sweeps/<recipe>)")
+    sp.add_argument("--config", help="TOML or YAML config file for the base run")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="fixed override for every trial")
+    sp.add_argument("--steps", type=int, help="training steps of every trial")
+    sp.add_argument("--workers", type=int, help="trials at once (default: half the CPU "
+                                                "cores; 0: in this process)")
+    sp.add_argument("--ray-address", help="run the trials with Ray Tune on this cluster "
+                                          "('auto', 'ray://HOST:10001' or 'local')")
+    sp.add_argument("--no-probe", action="store_true", help="skip the linear probes")
+    sp.add_argument("--no-progress", action="store_true")
+
     sp = sub.add_parser("new-plugin", help="write a working third-party plugin skeleton")
     sp.add_argument("name", help="domain name, e.g. 'audio' (distribution polyjepa-audio)")
     sp.add_argument("dir", help="folder to create")
@@ -182,6 +200,21 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweeps import format_table, sweep
+
+    if not a.recipe and not a.config:
+        raise PolyjepaError("name a recipe (see `polyjepa plugins`) or give --config")
+    train = {"steps": a.steps} if a.steps is not None else {}
+    result = sweep(a.recipe, data=a.data, grid=a.grid, out=a.out, config=a.config,
+                   overrides=a.set or None, workers=a.workers, ray_address=a.ray_address,
+                   probe=not a.no_probe, progress=not a.no_progress, **train)
+    print(format_table(result))
+    for what, path in result.files.items():
+        print(f"wrote {path} ({what})")
+    return 0 if result.best is not None else 1
+
+
 def _cmd_new_plugin(a: argparse.Namespace) -> int:
     from .scaffold import write_plugin
 
@@ -193,7 +226,7 @@ def _cmd_new_plugin(a: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Any] = {
     "pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
-    "report": _cmd_report, "demo": _cmd_demo, "new-plugin": _cmd_new_plugin,
+    "report": _cmd_report, "demo": _cmd_demo, "sweep": _cmd_sweep, "new-plugin": _cmd_new_plugin,
 }
 
 

@@ -135,11 +135,11 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any] | list[str
     return out
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file."""
+def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Parse a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file holding a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":
@@ -153,13 +153,19 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
+            raise ConfigError(f"{what} {path}: use .toml, .yaml or .yml")
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"config file {path} cannot be parsed: {exc}") from exc
+        raise ConfigError(f"{what} {path} cannot be parsed: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a table/mapping at the top level")
+        raise ConfigError(f"{what} {path} must hold a table/mapping at the top level")
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file."""
+    data = read_mapping(path)
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"config file {path}: unknown section(s) {unknown}; "

@@ -277,11 +277,12 @@ class Trainer:
                     last_time, last_step = now, done
                 rankme_every = int(t.get("rankme_every", 0) or 0)
                 if (rankme_every and done % rankme_every == 0) or done == steps:
-                    rank, centered = self._rankme(jepa, dataset, monitor, dist)
+                    rank, centered, limit = self._rankme(jepa, dataset, monitor, dist)
                     if row is None:
                         row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
                     row["rankme"] = rank
                     row["rankme_centered"] = centered
+                    row["rankme_max"] = limit
                 if row is not None and dist.main:
                     append_metrics(self.out, row)
                     result.metrics.append(row)
@@ -320,7 +321,7 @@ class Trainer:
 
     @torch.no_grad()
     def _rankme(self, jepa: Any, dataset: Any, indices: list[int],
-                dist: DistInfo) -> tuple[float, float]:
+                dist: DistInfo) -> tuple[float, float, int]:
         enc = jepa.export_encoder()
         was_training = enc.training
         enc.eval()
@@ -339,7 +340,7 @@ class Trainer:
             warnings.warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
                           "collapsing. Check the target (EMA momentum, SIGReg weight), the "
                           "learning rate and the masks.", CollapseWarning, stacklevel=2)
-        return rank, centered
+        return rank, centered, limit
 
     def _checkpoint(self, jepa: Any, opt: torch.optim.Optimizer, step: int,
                     dist: DistInfo) -> Path | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import polyjepa as pj
 import torch
 import torch.nn as nn
+
+import polyjepa as pj
 
 
 class DigitSequences(pj.ArrayDataset):
