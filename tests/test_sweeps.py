@@ -117,3 +117,17 @@ def test_two_trial_sweep_end_to_end_with_workers(tmp_path, cli):
     refused = cli("sweep", "array", "--grid", other, "--out", str(out), check=False)
     assert refused.returncode == 2 and "holds a different sweep" in refused.stderr
     assert (out / "trial-000" / "trial.json").is_file()
+
+
+def test_same_trials_run_as_ray_tune_trials(core_only, tmp_path):
+    pytest.importorskip("ray.tune", reason="the optional 'ray' extra is not installed")
+    grid = _grid_toml(tmp_path / "grid.toml", '"train.lr" = [3e-4, 3e-3]')
+    result = pj.sweep("array", grid=grid, out=tmp_path / "s", workers=2,
+                      ray_address="local", progress=False)
+    assert sorted(t["status"] for t in result.trials) == ["complete", "complete"]
+    assert result.best is not None and result.spearman is not None
+    local = pj.sweep("array", grid=grid, out=tmp_path / "local", workers=0, progress=False)
+    # the same trial function: the same runs and metrics in both
+    for a, b in zip(sorted(result.trials, key=lambda t: t["trial"]),
+                    sorted(local.trials, key=lambda t: t["trial"])):
+        assert a["metrics"]["rankme"] == pytest.approx(b["metrics"]["rankme"], rel=1e-5)

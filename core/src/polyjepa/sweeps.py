@@ -372,10 +372,15 @@ def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str,
         ray.init(address=None if address == "local" else address,
                  ignore_reinit_error=True, log_to_driver=False)
 
-    def trainable(space: dict[str, Any]) -> dict[str, Any]:
+    report = getattr(tune, "report", None)
+    if report is None:  # Ray before 2.40 reported through ray.train
+        from ray import train as ray_train
+
+        report = ray_train.report
+
+    def trainable(space: dict[str, Any]) -> None:
         record = run_trial(space["task"])
-        flat = {"status": record["status"], **record.get("metrics", {})}
-        return flat
+        report({"status": record["status"], **record.get("metrics", {})})
 
     threads = max(int(t.get("threads") or 1) for t in tasks)
     tuner = tune.Tuner(
