@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 import polyjepa as pj
@@ -85,3 +86,19 @@ def test_rankme_bounds():
     assert 7.5 < pj.effective_rank(full) <= 8.0
     rank1 = torch.randn(100, 1, generator=g) @ torch.randn(1, 8, generator=g)
     assert pj.effective_rank(rank1) < 1.1
+
+
+def test_probe_task_follows_the_dataset_when_it_declares_one():
+    from polyjepa.evaluators import label_task
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(100, 130, size=200).astype(np.float64)  # whole numbers, 30 values
+    x = np.c_[y + rng.normal(0, 1, 200), rng.normal(0, 1, (200, 3))]
+
+    class Table:
+        task = "regression"
+
+    assert label_task(y) == "classification"
+    assert label_task(y, Table()) == "regression"
+    out = pj.LinearProbe()(pj.EvalContext(x, y, dataset=Table()))
+    assert set(out) >= {"linear_probe_r2"} and out["linear_probe_r2"] > 0.9

@@ -176,3 +176,18 @@ def test_two_process_gloo_matches_single_process(core_only, tmp_path):
     l1 = [r["loss"] for r in pj.Run(tmp_path / "one").metrics()]
     l2 = [r["loss"] for r in pj.Run(tmp_path / "two").metrics()]
     assert np.allclose(l1, l2, atol=1e-5)
+
+
+def test_in_memory_data_is_not_saved_and_must_be_passed_again(core_only, tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    arrays = {"x": d.images[:48, None].astype(np.float32), "y": d.target[:48]}
+    run = _pretrain(arrays, tmp_path / "run", steps=4)
+    assert pj.Run(str(run.path)).config["data"] == "<in-memory dict>"
+    with pytest.raises(pj.DataError, match="in-memory object.*pass the data again"):
+        pj.embed(run)
+    emb = pj.embed(run, data=arrays)
+    assert emb.shape[0] == 48 and np.isfinite(emb).all()
+    # the same arrays again resume (here: find complete) the same run
+    assert _pretrain(arrays, tmp_path / "run", steps=4).path == run.path

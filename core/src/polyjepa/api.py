@@ -25,6 +25,9 @@ class Run:
 
     path: Path
 
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
     @property
     def info(self) -> dict[str, Any]:
         return read_json(self.path / "run.json", "run file")

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from .components import create_dataset, create_encoder, create_masker, create_predictor
-from .config import component_args
+from .config import component_args, is_in_memory_marker
 from .errors import ConfigError, DataError
 from .jepa import JEPA
 
@@ -21,6 +21,9 @@ def build_dataset(config: dict[str, Any], data: Any = None,
     if state:
         kwargs["state"] = state
     source = config.get("data") if data is None else data
+    if is_in_memory_marker(source):
+        raise DataError(f"the run was trained on an in-memory object ({source[1:-1]}), which "
+                        "is not saved with it: pass the data again (data=... or --data)")
     dataset = create_dataset(name, source, **kwargs)
     if len(dataset) == 0:
         raise DataError(f"dataset {name!r} found no samples in {source!r}")

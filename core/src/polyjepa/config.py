@@ -63,6 +63,23 @@ def default_config() -> dict[str, Any]:
     }
 
 
+IN_MEMORY = "<in-memory {}>"
+
+
+def data_for_json(data: Any) -> Any:
+    """``data`` as the run file stores it: paths and names as they are, and an in-memory
+    object (a DataFrame, an array) as a marker, since only files can be found again."""
+    try:
+        json.dumps(data)
+        return data
+    except (TypeError, ValueError):
+        return IN_MEMORY.format(type(data).__name__)
+
+
+def is_in_memory_marker(data: Any) -> bool:
+    return isinstance(data, str) and data.startswith("<in-memory ") and data.endswith(">")
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base``.
 

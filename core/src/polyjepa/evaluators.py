@@ -63,6 +63,21 @@ class RankMe:
                 "rankme_max": float(min(z.shape))}
 
 
+TASKS = ("classification", "regression", "multilabel")
+
+
+def label_task(labels: np.ndarray, dataset: Any = None) -> str:
+    """``classification``, ``regression`` or ``multilabel``.
+
+    A dataset that knows its task says so with a ``task`` attribute (a regression target
+    with few whole-number values looks like classes); otherwise it is read off the labels.
+    """
+    declared = getattr(dataset, "task", None)
+    if declared in TASKS:
+        return declared
+    return _task(labels)
+
+
 def _task(labels: np.ndarray) -> str:
     if labels.ndim == 2:
         return "multilabel"
@@ -74,7 +89,8 @@ def _task(labels: np.ndarray) -> str:
 
 
 def split_indices(labels: np.ndarray, groups: np.ndarray | None, seed: int,
-                  test_size: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+                  test_size: float = 0.25, task: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Train/test split: by group when groups exist, stratified for classification."""
     from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
 
@@ -85,7 +101,7 @@ def split_indices(labels: np.ndarray, groups: np.ndarray | None, seed: int,
     if groups is not None and len(np.unique(groups)) >= 2:
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
         return next(splitter.split(idx, labels, groups))
-    if _task(labels) == "classification":
+    if (task or _task(labels)) == "classification":
         _, counts = np.unique(labels, return_counts=True)
         if counts.min() >= 2 and len(counts) <= n * test_size:
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
@@ -126,9 +142,9 @@ class LinearProbe:
         from sklearn.preprocessing import StandardScaler
 
         x, y = _check(ctx)
-        task = _task(y)
+        task = label_task(y, ctx.dataset)
         tr, te = split_indices(y if task != "multilabel" else y[:, 0], ctx.groups, ctx.seed,
-                               self.test_size)
+                               self.test_size, task)
         if task == "regression":
             model = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(x[tr], y[tr])
             pred = model.predict(x[te])
@@ -168,10 +184,10 @@ class KNN:
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         x, y = _check(ctx)
-        task = _task(y)
+        task = label_task(y, ctx.dataset)
         if task == "multilabel":
             return {}
-        tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size)
+        tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size, task)
         x = x - x[tr].mean(axis=0)
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         k = max(1, min(self.k, len(tr)))

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write_json, read_json
-from .config import SECTIONS, apply_overrides, read_mapping
+from .config import SECTIONS, apply_overrides, data_for_json, read_mapping
 from .errors import ConfigError, PolyjepaError
 
 SWEEP_FILE = "sweep.json"
@@ -449,7 +449,7 @@ def sweep(recipe: str | None, data: Any = None, grid: str | Path | dict[str, Any
     configs = [apply_overrides(base, t) for t in trials]
 
     out = Path(out) if out else Path("sweeps") / (base.get("recipe") or "sweep")
-    identity = {"recipe": base.get("recipe"), "data": str(base.get("data")),
+    identity = {"recipe": base.get("recipe"), "data": data_for_json(base.get("data")),
                 "grid": {"method": spec.method, "params": spec.params, "set": spec.fixed,
                          "trials": spec.trials, "seed": spec.seed, "metric": spec.metric},
                 "trial_overrides": trials}

@@ -39,6 +39,7 @@ from .checkpoint import (
     save_checkpoint,
     save_tensors,
 )
+from .config import data_for_json
 from .data import eval_loader, move_to, train_loader
 from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
 from .errors import CheckpointError, ConfigError, TrainingDiverged
@@ -146,6 +147,7 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------
     def _prepare_run_dir(self, resolved: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
         run_file = self.out / RUN_FILE
+        resolved = {**resolved, "data": data_for_json(resolved.get("data"))}
         if run_file.exists():
             old = read_json(run_file, "run file")
             diff = _differences(old.get("config", {}), resolved)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from polyjepa import DataError, create_dataset, testing
+
+from polyjepa import DataError, create_dataset, create_encoder, testing
 
 
 def test_csv_and_parquet_agree(tables):
@@ -78,18 +79,53 @@ def test_all_missing_column_and_mask_mode():
     assert bool(ds.missing[:, 1].all())
     masked = create_dataset("tabular.table", frame, target="t", missing="mask")
     assert torch.equal(masked[1]["valid"], torch.tensor([True, False, False]))
+    # an all-missing text column: a categorical feature with only the unknown id
+    frame["d"] = [None] * 4
+    ds = create_dataset("tabular.table", frame, target="t")
+    assert ds.state["features"][3] == {"name": "d", "kind": "categorical", "categories": []}
+    assert ds.cardinalities[3] == 1 and bool(ds.missing[:, 3].all())
+    dense, cat = ds.raw_features("dense")
+    assert np.isfinite(dense).all() and dense.shape[0] == 4 and cat.sum() == 3 + 1
+    enc = create_encoder("tabular.transformer", embed_dim=8, depth=1, num_heads=2,
+                         **ds.encoder_hints)
+    assert torch.isfinite(enc({"x": ds.x, "missing": ds.missing})).all()
 
 
 def test_sklearn_sets():
     for name, n, f, task in (("breast_cancer", 569, 30, "classification"),
                              ("wine", 178, 13, "classification"),
+                             ("iris", 150, 4, "classification"),
                              ("digits", 1797, 64, "classification"),
-                             ("diabetes", 442, 10, "regression")):
+                             ("diabetes", 442, 10, "regression"),
+                             ("linnerud", 20, 3, "regression")):
         ds = create_dataset("tabular.sklearn", name)
         assert len(ds) == n and ds.x.shape[1] == f and ds.task == task
     assert ds.extras["y"].dtype == torch.float32
+    assert ds.feature_names == ["Chins", "Situps", "Jumps"]
     with pytest.raises(DataError, match="unknown bundled table"):
         create_dataset("tabular.sklearn", "iris_typo")
+
+
+def test_bundled_names_in_table_reader(tmp_path, monkeypatch):
+    """The plain reader takes a bundled table's name, so the default recipe runs on it."""
+    ds = create_dataset("tabular.table", "iris")
+    ref = create_dataset("tabular.sklearn", "iris")
+    assert ds.source == "sklearn:iris" and ds.task == "classification"
+    assert ds.state == ref.state and torch.equal(ds.x, ref.x)
+    assert ds.extras["y"].tolist() == ref.extras["y"].tolist()
+    assert ds.state["target"]["classes"] == ["0", "1", "2"]
+    assert create_dataset("tabular.table", "sklearn:diabetes").task == "regression"
+    again = create_dataset("tabular.table", "iris", state=ds.state)
+    assert torch.equal(again.x, ds.x)
+    with pytest.raises(DataError, match="irs: no such file .*bundled scikit-learn table"):
+        create_dataset("tabular.table", "irs")
+    with pytest.raises(DataError, match="sklearn:irs: unknown bundled table"):
+        create_dataset("tabular.table", "sklearn:irs")
+    # a local file of that name wins over the bundled table
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "iris").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="unknown table format"):
+        create_dataset("tabular.table", "iris")
 
 
 def test_regression_target_and_groups():
@@ -139,6 +175,9 @@ def test_bad_inputs_name_the_file(tmp_path, tables):
         create_dataset("tabular.table", bad, target="label", state=train.state)
     with pytest.raises(DataError, match="2-D"):
         create_dataset("tabular.table", np.zeros(5))
+    # the text a run keeps for a table that was given in memory
+    with pytest.raises(DataError, match="not a path to a table.*pass it again"):
+        create_dataset("tabular.table", str(tables["frame"]))
 
 
 def test_array_input():

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
-import polyjepa as pj
 import pytest
 import torch
+
+import polyjepa as pj
 from polyjepa import testing
 
 TINY = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
@@ -93,3 +94,15 @@ def test_demo_recipe_runs(tmp_path):
                                         "encoder.num_heads": 2})
     metrics = pj.evaluate(out, evaluators=["rankme", "tabular.downstream"])
     assert metrics["rankme"] >= 1.0 and 0.0 <= metrics["downstream_emb_linear_acc"] <= 1.0
+
+
+def test_default_recipe_on_bundled_name(tmp_path):
+    """``pretrain("tabular", data="wine")``: the default reader, labels as ``y`` for the
+    core probes, and the saved schema reused for evaluation and embedding."""
+    tiny = {k: v for k, v in TINY.items() if k != "dataset.target"}
+    r = testing.tiny_train("tabular", "wine", tmp_path / "wine", steps=2, overrides=tiny)
+    assert r.config["dataset"]["name"] == "tabular.table"
+    assert r.config["dataset_state"]["target"]["name"] == "target"
+    metrics = pj.evaluate(r, evaluators=["rankme", "linear_probe", "knn"])
+    assert 0.0 <= metrics["linear_probe_acc"] <= 1.0 and np.isfinite(metrics["knn_acc"])
+    assert pj.embed(r).shape == (178, 16)

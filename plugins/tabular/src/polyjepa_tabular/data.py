@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from polyjepa import ArrayDataset, DataError
 
 SCHEMA_VERSION = 1
@@ -48,8 +49,8 @@ def read_frame(data: Any, sep: str | None = None) -> tuple[Any, str]:
 
     if data is None:
         raise DataError("the 'tabular.table' dataset needs data: a CSV/TSV/Parquet file, a "
-                        "DataFrame or a 2-D array (the bundled demo sets are "
-                        "'tabular.sklearn')")
+                        "DataFrame, a 2-D array or the name of a bundled scikit-learn table "
+                        f"({', '.join(SKLEARN_SETS)})")
     if isinstance(data, pd.DataFrame):
         return data, "<DataFrame>"
     if isinstance(data, np.ndarray):
@@ -62,9 +63,20 @@ def read_frame(data: Any, sep: str | None = None) -> tuple[Any, str]:
             return pd.DataFrame({k: np.asarray(v) for k, v in data.items()}), "<dict>"
         except ValueError as exc:
             raise DataError(f"<dict>: columns cannot form a table: {exc}") from exc
+    if isinstance(data, str) and ("\n" in data or len(data) > 4096):
+        # what a run saves for a table that was given in memory (a DataFrame's text)
+        raise DataError(f"{data.splitlines()[0][:60].strip()!r}...: not a path to a table; a "
+                        "table given in memory (DataFrame, array) is not saved with a run, "
+                        "so pass it again as data=")
     path = Path(data)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    try:
+        exists = path.exists()
+    except OSError as exc:
+        raise DataError(f"{str(data)[:80]}: not a readable path: {exc}") from exc
+    if not exists:
+        hint = "" if _suffix(path) else \
+            f" (nor a bundled scikit-learn table: {', '.join(SKLEARN_SETS)})"
+        raise DataError(f"{path}: no such file{hint}")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; 'tabular.table' reads one CSV/TSV/Parquet file")
     suffix = _suffix(path)
@@ -174,6 +186,8 @@ def _target_task(col: Any) -> str:
 class TableDataset(ArrayDataset):
     """A table read into per-feature tokens (see the module docstring).
 
+    ``data``: a CSV/TSV/Parquet path, a DataFrame, a 2-D array, a dict of columns, or the
+    name of a bundled scikit-learn table (``"wine"``, ``"sklearn:wine"``; label ``target``).
     Arguments: ``target`` (label column), ``group`` (column of group ids for group-wise
     evaluation splits), ``drop`` (columns to ignore), ``categorical`` / ``numeric`` (force a
     column's kind; by default numbers are numeric and everything else categorical),
@@ -189,7 +203,15 @@ class TableDataset(ArrayDataset):
                  numeric: list[str] | None = None, task: str = "auto",
                  max_categories: int = 1000, missing: str = "embed", clip: float = 10.0,
                  sep: str | None = None, state: dict[str, Any] | None = None):
-        frame, source = read_frame(data, sep)
+        bundled = bundled_name(data)
+        if bundled is not None:
+            # a bundled scikit-learn table by name: its label column is "target"
+            frame, source = sklearn_frame(bundled), f"sklearn:{bundled}"
+            target = target or "target"
+            if task == "auto":
+                task = SKLEARN_SETS[bundled][1]
+        else:
+            frame, source = read_frame(data, sep)
         if missing not in ("embed", "mask"):
             raise DataError(f"{source}: missing must be 'embed' or 'mask', got {missing!r}")
         if task not in ("auto", "classification", "regression"):
@@ -351,13 +373,38 @@ def _class_key(v: Any) -> tuple[int, float, str]:
 SKLEARN_SETS = {
     "breast_cancer": ("load_breast_cancer", "classification"),
     "wine": ("load_wine", "classification"),
+    "iris": ("load_iris", "classification"),
     "digits": ("load_digits", "classification"),
     "diabetes": ("load_diabetes", "regression"),
+    "linnerud": ("load_linnerud", "regression"),
 }
 
 
+def bundled_name(data: Any) -> str | None:
+    """The bundled table that ``data`` names (``"wine"`` or ``"sklearn:wine"``), if any.
+
+    A plain name counts only when no file of that name exists, so a local file called
+    ``wine`` is still read as a file.
+    """
+    if not isinstance(data, str):
+        return None
+    if data.startswith("sklearn:"):
+        name = data.split(":", 1)[1]
+        if name not in SKLEARN_SETS:
+            raise DataError(f"{data}: unknown bundled table; choose one of "
+                            f"{', '.join(SKLEARN_SETS)}")
+        return name
+    if data in SKLEARN_SETS and not Path(data).exists():
+        return data
+    return None
+
+
 def sklearn_frame(name: str) -> Any:
-    """One of scikit-learn's bundled real tables as a DataFrame with a ``target`` column."""
+    """One of scikit-learn's bundled real tables as a DataFrame with a ``target`` column.
+
+    ``linnerud`` has three targets (weight, waist, pulse of 20 men); its ``target`` is the
+    first, body weight, predicted from the three exercise counts.
+    """
     import pandas as pd
     import sklearn.datasets as skd
 
@@ -371,14 +418,15 @@ def sklearn_frame(name: str) -> Any:
         names = [f"f{i}" for i in range(bunch.data.shape[1])]
     cols = [str(c) for c in names]
     frame = pd.DataFrame(np.asarray(bunch.data, np.float64), columns=cols)
-    frame["target"] = bunch.target
+    target = np.asarray(bunch.target)
+    frame["target"] = target[:, 0] if target.ndim == 2 else target
     return frame
 
 
 def sklearn_table(data: Any = None, target: str = "target", task: str | None = None,
                   **kwargs: Any) -> TableDataset:
-    """scikit-learn's bundled real tables: ``breast_cancer`` (default), ``wine``,
-    ``digits`` (8x8 pixels as 64 features) or ``diabetes`` (regression)."""
+    """scikit-learn's bundled real tables: ``breast_cancer`` (default), ``wine``, ``iris``,
+    ``digits`` (8x8 pixels as 64 features), ``diabetes`` and ``linnerud`` (regression)."""
     name = str(data or "breast_cancer")
     if name.startswith("sklearn:"):
         name = name.split(":", 1)[1]

@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError, EvalContext, split_indices
 
 
@@ -49,6 +50,7 @@ def _scores(task: str, y_true: np.ndarray, pred: np.ndarray,
 
 
 def _models(task: str, seed: int, mlp_hidden: int, mlp_iter: int) -> dict[str, Any]:
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
@@ -57,14 +59,17 @@ def _models(task: str, seed: int, mlp_hidden: int, mlp_iter: int) -> dict[str, A
     if task == "regression":
         return {
             "linear": make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
-            "mlp": make_pipeline(StandardScaler(), MLPRegressor(
-                (mlp_hidden,), alpha=1e-3, max_iter=mlp_iter, early_stopping=True,
-                random_state=seed)),
+            # the target is standardised too: MLPs fit raw-scale targets badly
+            "mlp": TransformedTargetRegressor(
+                make_pipeline(StandardScaler(), MLPRegressor(
+                    hidden_layer_sizes=(mlp_hidden,), alpha=1e-3, max_iter=mlp_iter,
+                    early_stopping=True, random_state=seed)),
+                transformer=StandardScaler()),
         }
     return {
         "linear": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)),
         "mlp": make_pipeline(StandardScaler(), MLPClassifier(
-            (mlp_hidden,), alpha=1e-3, max_iter=mlp_iter, random_state=seed)),
+            hidden_layer_sizes=(mlp_hidden,), alpha=1e-3, max_iter=mlp_iter, random_state=seed)),
     }
 
 

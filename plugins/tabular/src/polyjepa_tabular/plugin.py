@@ -31,11 +31,12 @@ def polyjepa_register_evaluators(register):
 @hookimpl
 def polyjepa_register_datasets(register):
     register("tabular.table", f"{_PKG}.data:TableDataset",
-             description="CSV/TSV/Parquet files, pandas DataFrames or 2-D arrays with "
-                         "numeric, categorical and missing values (schema kept in state)")
+             description="CSV/TSV/Parquet files, pandas DataFrames, 2-D arrays or a bundled "
+                         "sklearn table's name; numeric, categorical and missing values "
+                         "(schema kept in state)")
     register("tabular.sklearn", f"{_PKG}.data:sklearn_table",
-             description="scikit-learn's bundled real tables: breast_cancer, wine, digits, "
-                         "diabetes")
+             description="scikit-learn's bundled real tables: breast_cancer, wine, iris, "
+                         "digits, diabetes, linnerud")
 
 
 @hookimpl
