@@ -191,3 +191,15 @@ def test_in_memory_data_is_not_saved_and_must_be_passed_again(core_only, tmp_pat
     assert emb.shape[0] == 48 and np.isfinite(emb).all()
     # the same arrays again resume (here: find complete) the same run
     assert _pretrain(arrays, tmp_path / "run", steps=4).path == run.path
+
+
+def test_metrics_also_go_to_tensorboard(core_only, tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = _pretrain(_images(tmp_path / "x.npz"), tmp_path / "run", steps=4)
+    events = accumulator.EventAccumulator(str(run.path / "tensorboard"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("loss")}
+    rows = {r["step"]: r["loss"] for r in run.metrics() if "loss" in r}
+    assert sorted(logged) == sorted(rows) == [1, 2, 3, 4]
+    assert all(logged[s] == pytest.approx(rows[s], rel=1e-5) for s in rows)
+    assert "rankme" in events.Tags()["scalars"]

@@ -56,6 +56,7 @@ def default_config() -> dict[str, Any]:
             "checkpoint_every": 200,
             "keep_checkpoints": 2,
             "num_workers": 0,
+            "tensorboard": "auto",  # TensorBoard scalars in <run>/tensorboard when installed
         },
         "evaluators": ["rankme", "linear_probe", "knn"],
         "eval": {"batch_size": 128},

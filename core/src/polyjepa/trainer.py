@@ -4,7 +4,7 @@ AdamW with warm-up + cosine (or constant + cool-down) learning rate, cosine weig
 and linear EMA-momentum schedules; bf16 autocast; gradient clipping and accumulation;
 DDP under ``torchrun`` with rank-sharded batches; RankMe monitoring with a collapse
 warning; a NaN guard; atomic safetensors checkpoints with exact resume; a progress bar
-and ``metrics.jsonl`` in the run folder.
+and ``metrics.jsonl`` in the run folder (and TensorBoard scalars when it is installed).
 
 Determinism: the data order of global batch ``i`` and the masks of that batch are pure
 functions of ``(seed, i)``, so two runs with one seed, a resumed run and a data-parallel
@@ -54,7 +54,7 @@ ENCODER_FILE = "encoder.safetensors"
 # config keys that change logging only, never the weights: they may differ on resume
 _COSMETIC = {("train", k) for k in ("log_every", "rankme_every", "rankme_samples",
                                     "checkpoint_every", "keep_checkpoints", "num_workers",
-                                    "collapse_rank", "device")}
+                                    "collapse_rank", "device", "tensorboard")}
 _COSMETIC_SECTIONS = {"evaluators", "eval", "demo", "recipe"}
 
 
@@ -211,6 +211,7 @@ class Trainer:
 
             bar = tqdm(total=steps, initial=start, desc=f"pretrain {self.out.name}",
                        unit="step", dynamic_ncols=True)
+        board = _tensorboard(self.out, t.get("tensorboard", "auto")) if dist.main else None
         per_rank = bs // dist.world
         last_time = time.perf_counter()
         last_step = start
@@ -288,6 +289,10 @@ class Trainer:
                 if row is not None and dist.main:
                     append_metrics(self.out, row)
                     result.metrics.append(row)
+                    if board is not None:
+                        for key, value in row.items():
+                            if key != "step" and isinstance(value, (int, float)):
+                                board.add_scalar(key, value, done)
                 if bar is not None:
                     bar.update(1)
                     post = {"loss": f"{totals['loss']:.4f}"}
@@ -304,6 +309,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if board is not None:
+                board.close()
         if dist.main:
             export = jepa.export_encoder()
             save_tensors(self.out / ENCODER_FILE, export.state_dict(),
@@ -371,6 +378,20 @@ class Trainer:
         if "rng.torch" in extra:
             torch.set_rng_state(extra["rng.torch"])
         return int(state["step"])
+
+
+def _tensorboard(out: Path, setting: Any) -> Any:
+    """A TensorBoard writer into ``<run>/tensorboard`` when asked for or installed."""
+    if setting in (False, "false", "off", 0):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        if setting is True:
+            raise ConfigError("train.tensorboard = true needs the tensorboard package: "
+                              "pip install tensorboard") from exc
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
 def train(config: dict[str, Any], out: str | Path, progress: bool = True,
