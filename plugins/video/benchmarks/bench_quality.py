@@ -9,11 +9,14 @@ features of
 - pixel statistics (per-channel mean/std, colour histograms, a 4x4 colour thumbnail and
   frame-difference energy per clip: the usual non-learned baseline),
 
-on two tasks: which video a clip comes from (classification), and the clip's relative
-temporal position inside its video (regression, R^2). Clips overlap by half, so the
-probes split by group: each video is cut into contiguous temporal chunks and whole
-chunks are held out. Scores are averaged over several split seeds; RankMe is beside
-each feature set.
+on three tasks: which video a clip comes from (classification, accuracy), the clip's
+relative temporal position inside its video (regression, R^2), and the arrow of time:
+whether a clip plays forwards or reversed (classification, accuracy; every clip appears
+both ways). Pixel statistics are the same for a clip and its reverse, so they sit at
+chance on the arrow of time by construction: that task needs temporal features. Clips
+overlap by half, so the probes split by group: each video is cut into 8 contiguous
+temporal chunks and whole chunks are held out (a clip and its reverse share a chunk).
+Scores are averaged over several split seeds; RankMe is beside each feature set.
 
     python plugins/video/benchmarks/bench_quality.py [--steps 400] [--out DIR]
 """
@@ -59,11 +62,27 @@ def pixel_statistics(ds: Any) -> np.ndarray:
     return np.asarray(feats)
 
 
-def _chunks(ds: Any, per_video: int) -> np.ndarray:
-    """Group id of every clip: its video and which of ``per_video`` temporal chunks."""
-    total = np.asarray([v.frames.shape[0] for v in ds.videos])
-    rel = (ds.clip_start + ds.frames / 2) / total[ds.clip_video]
-    return ds.clip_video * per_video + np.minimum((rel * per_video).astype(int), per_video - 1)
+class ForwardReversed:
+    """Every clip of ``base`` forwards (label 0) and then reversed in time (label 1)."""
+
+    def __init__(self, base: Any, groups: np.ndarray):
+        self.base, self.groups = base, np.r_[groups, groups]
+        self.labels = np.r_[np.zeros(len(base), np.int64), np.ones(len(base), np.int64)]
+
+    def __len__(self) -> int:
+        return 2 * len(self.base)
+
+    def clip(self, i: int) -> np.ndarray:
+        c = self.base.clip(i % len(self.base))
+        return c[::-1] if i >= len(self.base) else c
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        x = self.base[i % len(self.base)]["x"]
+        if i >= len(self.base):
+            x = torch.flip(x, dims=[1])
+        return {"x": x, "y": torch.tensor(self.labels[i]), "group": torch.tensor(self.groups[i])}
 
 
 def _probe(emb: np.ndarray, labels: np.ndarray, groups: np.ndarray, seeds: int,
@@ -92,8 +111,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     args = ap.parse_args()
 
-    import polyjepa
     import torch
+
+    import polyjepa
     from polyjepa_video.datasets import VideoClips
 
     videos = _videos()
@@ -119,19 +139,24 @@ def main() -> None:
               "clip_step": frames // 2}
     by_video = VideoClips(videos, label="video", **common)
     by_pos = VideoClips(videos, label="position", **common)
-    groups = _chunks(by_video, per_video=4)
-    tasks = {"video id (acc)": (by_video, "acc"), "position (R^2)": (by_pos, "r2")}
+    groups = by_video.temporal_chunks(8)
+    arrow = ForwardReversed(by_video, groups)
+    tasks = {"video id (acc)": (by_video, "acc", groups),
+             "position (R^2)": (by_pos, "r2", groups),
+             "arrow of time (acc)": (arrow, "acc", arrow.groups)}
 
     rows = []
     for name, enc in (("V-JEPA pretrained", pretrained), ("random init", random_init),
                       ("pixel statistics", None)):
-        if enc is None:
-            emb = pixel_statistics(by_video)
-        else:
-            emb, _, _ = polyjepa.embed_dataset(enc, by_video, batch_size=32)
-        row = {"features": name, "rankme": polyjepa.effective_rank(emb), "dim": emb.shape[1]}
-        for task, (ds, metric) in tasks.items():
-            res = _probe(emb, np.asarray(ds.labels), groups, args.seeds,
+        row: dict[str, Any] = {"features": name}
+        for task, (ds, metric, grp) in tasks.items():
+            if enc is None:
+                emb = pixel_statistics(ds)
+            else:
+                emb, _, _ = polyjepa.embed_dataset(enc, ds, batch_size=32)
+            if "rankme" not in row:  # on the clips themselves (the first task's data)
+                row.update(rankme=polyjepa.effective_rank(emb), dim=emb.shape[1])
+            res = _probe(emb, np.asarray(ds.labels), grp, args.seeds,
                          tokens=(enc, ds) if enc is not None else None)
             row[f"{task} linear"] = res.get(f"linear_probe_{metric}", float("nan"))
             row[f"{task} attentive"] = res.get(f"attentive_probe_{metric}", float("nan"))
@@ -140,10 +165,13 @@ def main() -> None:
     print(f"\npolyjepa-video quality benchmark: {len(by_video)} clips of {frames} frames "
           f"(stride {stride}, {size}x{size}) from {len(videos)} real videos "
           f"({', '.join(Path(v).name for v in videos)}); pretraining {args.steps} steps "
-          f"took {train_s:.0f}s; probes averaged over {args.seeds} group splits\n")
-    cols = ["features", "dim", "rankme", "video id (acc) linear", "video id (acc) attentive",
-            "position (R^2) linear", "position (R^2) attentive"]
-    widths = [max(len(c), 18) for c in cols]
+          f"took {train_s:.0f}s; probes averaged over {args.seeds} group splits of "
+          f"{len(np.unique(groups))} temporal chunks; chance: video id "
+          f"{1 / len(by_video.videos):.3f}, position R^2 0, arrow of time 0.5\n")
+    cols = ["features", "dim", "rankme"] + [f"{t} {p}" for t in tasks
+                                            for p in ("linear", "attentive")]
+    widths = [max(len(c), 8) for c in cols]
+    widths[0] = max(len(r["features"]) for r in rows)
     print(" | ".join(c.ljust(w) for c, w in zip(cols, widths)))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

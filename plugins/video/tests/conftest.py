@@ -42,3 +42,58 @@ def class_folder(tmp_path: Path, shared_videos: list[Path]) -> Path:
         (root / cls).mkdir(parents=True)
         shutil.copy(src, root / cls / src.name)
     return root
+
+
+# container -> (encoder, pixel format): one encoder per container that people meet
+FORMATS = {".avi": ("mpeg4", "yuv420p"), ".mkv": ("ffv1", "yuv420p"),
+           ".webm": ("libvpx", "yuv420p"), ".mov": ("mjpeg", "yuvj420p")}
+
+
+def transcode(src: Path, dst: Path, codec: str, pix_fmt: str, frames: int) -> Path:
+    """Re-encode the first ``frames`` frames of ``src`` into ``dst`` with PyAV."""
+    from fractions import Fraction
+
+    import av
+
+    options = {"deadline": "realtime", "cpu-used": "8"} if codec == "libvpx" else {}
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ist = inp.streams.video[0]
+        rate = Fraction(ist.average_rate)
+        ost = out.add_stream(codec, rate=rate, options=options)
+        ost.width, ost.height = ist.codec_context.width, ist.codec_context.height
+        ost.pix_fmt = pix_fmt
+        for k, frame in enumerate(inp.decode(ist)):
+            if k >= frames:
+                break
+            frame.pts, frame.time_base = k, 1 / rate
+            for packet in ost.encode(frame):
+                out.mux(packet)
+        for packet in ost.encode():
+            out.mux(packet)
+    return dst
+
+
+def remux_faststart(src: Path, dst: Path) -> Path:
+    """Copy ``src``'s video packets into an mp4 whose index comes before the data."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w",
+                                           options={"movflags": "faststart"}) as out:
+        ist = inp.streams.video[0]
+        ost = out.add_stream_from_template(ist)
+        for packet in inp.demux(ist):
+            if packet.dts is None:
+                continue
+            packet.stream = ost
+            out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def other_formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The first 40 frames of carphone_pristine.mp4 as .avi, .mkv, .webm and .mov."""
+    if not CARPHONE.is_file():
+        pytest.skip(f"shared video data not found in {VIDEO}")
+    root = tmp_path_factory.mktemp("formats")
+    return {ext: transcode(CARPHONE, root / f"carphone{ext}", codec, pix, 40)
+            for ext, (codec, pix) in FORMATS.items()}

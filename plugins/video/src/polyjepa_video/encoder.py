@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import polyjepa
 import torch
 import torch.nn as nn
+
+import polyjepa
 
 
 class TubeletEncoder(polyjepa.TokenEncoder):

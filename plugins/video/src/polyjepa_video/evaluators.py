@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import polyjepa
 import torch
 import torch.nn as nn
+
+import polyjepa
 from polyjepa import DataError
 
 

@@ -13,15 +13,17 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -48,6 +50,31 @@ def _resized_shape(width: int, height: int, short_side: int | None) -> tuple[int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _declared_frames(stream: Any, tb: float, native: float) -> int:
+    """Frames the container says the stream holds (0 when it does not say)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration:
+        return int(round(float(stream.duration) * tb * native))
+    return 0
+
+
+def _check_complete(path: Path, declared: int, last_idx: int, native: float,
+                    end: float | None) -> None:
+    """Raise when decoding stopped well before the frames the container declares.
+
+    A file cut short after its index (e.g. an mp4 written with ``faststart`` and then
+    truncated) opens fine and decodes its first part without any error from FFmpeg;
+    only the declared length reveals that the rest is missing.
+    """
+    expected = declared if end is None else min(declared, int(end * native))
+    slack = max(3, int(0.02 * declared))
+    if last_idx + 1 < expected - slack:
+        raise DataError(f"{path}: truncated video: the container declares {declared} frames "
+                        f"({declared / native:.2f} s) but decoding stopped after frame "
+                        f"{last_idx + 1} ({(last_idx + 1) / native:.2f} s)")
+
+
 def decode(path: str | Path, stride: int = 1, fps: float | None = None,
            resize: int | None = None, start: float | None = None,
            end: float | None = None) -> DecodedVideo:
@@ -55,6 +82,20 @@ def decode(path: str | Path, stride: int = 1, fps: float | None = None,
 
     ``resize`` scales the short side to that many pixels (aspect kept). ``start``/``end``
     (seconds) restrict decoding to a window; the container seeks to ``start`` first.
+    The kept frames are held in memory; :func:`load_cached` streams them to disk instead.
+    """
+    frames: list[np.ndarray] = []
+    indices, times, native = _decode_into(Path(path), frames.append, stride, fps, resize,
+                                          start, end)
+    return DecodedVideo(str(path), np.stack(frames), indices, times, native)
+
+
+def _decode_into(path: Path, sink: Any, stride: int, fps: float | None,
+                 resize: int | None, start: float | None,
+                 end: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode ``path``, handing each kept uint8 ``[H, W, 3]`` frame to ``sink``.
+
+    Returns the source frame numbers and times of the kept frames and the native rate.
     """
     import av
 
@@ -67,7 +108,6 @@ def decode(path: str | Path, stride: int = 1, fps: float | None = None,
         raise DataError(f"{path}: stride must be at least 1, got {stride}")
     if fps is not None and fps <= 0:
         raise DataError(f"{path}: fps must be positive, got {fps}")
-    frames: list[np.ndarray] = []
     indices: list[int] = []
     times: list[float] = []
     try:
@@ -85,16 +125,19 @@ def decode(path: str | Path, stride: int = 1, fps: float | None = None,
             if start:
                 container.seek(int((t0 + start) / tb), stream=stream, backward=True,
                                any_frame=False)
+            declared = _declared_frames(stream, tb, native)
             next_time = (start or 0.0)
             half = 0.5 / native
-            n = 0
+            n, last_idx, stopped = 0, -1, False
             for frame in container.decode(stream):
                 t = (float(frame.pts) * tb - t0) if frame.pts is not None else n / native
                 idx = round(t * native)
                 n += 1
+                last_idx = max(last_idx, idx)
                 if start is not None and t < start - half:
                     continue
                 if end is not None and t >= end - 1e-9:
+                    stopped = True
                     break
                 if fps is not None:
                     if t < next_time - half:
@@ -103,20 +146,56 @@ def decode(path: str | Path, stride: int = 1, fps: float | None = None,
                         next_time += 1.0 / fps
                 elif (idx - round((start or 0.0) * native)) % stride:
                     continue
-                img = frame.to_ndarray(format="rgb24", width=width, height=height)
-                frames.append(img)
+                sink(frame.to_ndarray(format="rgb24", width=width, height=height))
                 indices.append(idx)
                 times.append(t)
+            if declared and not stopped:
+                _check_complete(path, declared, last_idx, native, end)
     except DataError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode the video (corrupt or truncated?): "
                         f"{exc}") from exc
-    if not frames:
+    if not indices:
         raise DataError(f"{path}: no decodable video frames"
                         + (f" between {start}s and {end}s" if start or end else ""))
-    return DecodedVideo(str(path), np.stack(frames), np.asarray(indices, np.int64),
-                        np.asarray(times, np.float64), native)
+    return np.asarray(indices, np.int64), np.asarray(times, np.float64), native
+
+
+class _CacheWriteError(Exception):
+    """Writing the cache failed (kept apart from decoding errors, which are OSErrors too)."""
+
+
+class _NpyStream:
+    """Write uint8 frames one by one into a ``.npy`` file whose length is known only at
+    the end: a fixed-size header is reserved and filled in by :meth:`close`."""
+
+    HEADER = 128  # bytes, magic included; a multiple of 64 like numpy's own headers
+
+    def __init__(self, fh: Any):
+        self.fh, self.count, self.shape = fh, 0, None
+        fh.write(b"\0" * self.HEADER)
+
+    def __call__(self, frame: np.ndarray) -> None:
+        if self.shape is None:
+            self.shape = frame.shape
+        elif frame.shape != self.shape:
+            raise ValueError(f"frame shape changed from {self.shape} to {frame.shape}")
+        try:
+            self.fh.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+        except OSError as exc:  # disk full, ...: not the video's fault
+            raise _CacheWriteError(str(exc)) from exc
+        self.count += 1
+
+    def close(self) -> None:
+        shape = (self.count, *(self.shape or (0, 0, 3)))
+        text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}"
+        room = self.HEADER - 10
+        if len(text) + 1 > room:
+            raise ValueError(f"array shape {shape} too large for the reserved npy header")
+        self.fh.seek(0)
+        self.fh.write(b"\x93NUMPY\x01\x00" + room.to_bytes(2, "little")
+                      + (text.ljust(room - 1) + "\n").encode("latin1"))
 
 
 def cache_key(path: str | Path, **params: Any) -> str:
@@ -160,15 +239,33 @@ def load_cached(path: str | Path, cache_dir: str | Path | None = None, use_cache
                                     float(info["native_fps"]))
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
-    video = decode(path, **params)
-    root.mkdir(parents=True, exist_ok=True)
-    def write_frames(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, video.frames)
+    decoded: dict[str, Any] = {}
 
-    _atomic_save(npy, write_frames)
-    _atomic_save(meta, lambda tmp: Path(tmp).write_text(json.dumps({
-        "source": str(path.resolve()), "params": params, "indices": video.indices.tolist(),
-        "times": video.times.tolist(), "native_fps": video.native_fps})))
-    frames = np.load(npy, mmap_mode="r")
-    return DecodedVideo(str(path), frames, video.indices, video.times, video.native_fps)
+    def write_frames(tmp: str) -> None:
+        # frames go straight to disk as they are decoded: memory stays at one frame
+        with open(tmp, "r+b") as fh:
+            out = _NpyStream(fh)
+            decoded["result"] = _decode_into(path, out, **_decode_args(params))
+            out.close()
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _atomic_save(npy, write_frames)
+        indices, times, native = decoded["result"]
+        _atomic_save(meta, lambda tmp: Path(tmp).write_text(json.dumps({
+            "source": str(path.resolve()), "params": params, "indices": indices.tolist(),
+            "times": times.tolist(), "native_fps": native})))
+        frames = np.load(npy, mmap_mode="r")
+    except (OSError, _CacheWriteError) as exc:
+        warnings.warn(f"{path}: cannot write the decoded-clip cache in {root} ({exc}); "
+                      f"decoding into memory instead", stacklevel=2)
+        return decode(path, **params)
+    return DecodedVideo(str(path), frames, indices, times, native)
+
+
+def _decode_args(params: dict[str, Any]) -> dict[str, Any]:
+    args = {"stride": 1, "fps": None, "resize": None, "start": None, "end": None}
+    unknown = sorted(set(params) - set(args))
+    if unknown:
+        raise TypeError(f"unknown decoding parameters {unknown}")
+    return {**args, **params}

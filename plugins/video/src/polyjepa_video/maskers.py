@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
-import polyjepa
 import torch
+
+import polyjepa
 
 
 def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
