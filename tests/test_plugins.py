@@ -19,7 +19,7 @@ def test_every_hook_is_documented():
              if name.startswith("polyjepa_register_")]
     assert {f.__name__ for f in specs} == {
         f"polyjepa_register_{k}" for k in
-        ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes")}
+        ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands")}
     for f in specs:
         doc = inspect.getdoc(f) or ""
         assert len(doc) > 80 and "factory" in doc, f"{f.__name__} is not documented"
@@ -162,3 +162,16 @@ def test_plugins_command_lists_providers_without_importing_torch(cli):
     code = ("import sys; from polyjepa.cli import main; main(['plugins']); "
             "assert 'torch' not in sys.modules, 'plugins imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_plugins_add_their_own_commands(cli):
+    out = cli("--plugin", "polyjepa_toyseq.plugin", "toyseq", "describe", "--limit", "10")
+    assert out.stdout.strip() == "toyseq: 10 sequences of length 64"
+    listed = cli("--plugin", "polyjepa_toyseq.plugin", "plugins").stdout
+    assert "toyseq" in listed.split("commands:")[1]
+    bad = cli("--plugin", "polyjepa_toyseq.plugin", "toyseq", "nonsense", check=False)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    unknown = cli("audio", "x", check=False)
+    assert unknown.returncode == 2
+    assert "unknown command 'audio'" in unknown.stderr
+    assert "pip install polyjepa-audio" in unknown.stderr

@@ -19,7 +19,9 @@ from .errors import PolyjepaError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="polyjepa",
-        description="Self-supervised JEPA pre-training on any kind of data.")
+        description="Self-supervised JEPA pre-training on any kind of data.",
+        epilog="Plugins may add commands of their own (polyjepa <domain> ...); "
+               "`polyjepa plugins` lists them.")
     p.add_argument("--version", action="version", version=f"polyjepa {__version__}")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="also load this plugin module (repeatable; or POLYJEPA_PLUGINS)")
@@ -230,7 +232,44 @@ COMMANDS: dict[str, Any] = {
 }
 
 
+def _global_options() -> argparse.ArgumentParser:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    pre.add_argument("--strict-plugins", action="store_true")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    return pre
+
+
+def _plugin_command(argv: list[str]) -> int | None:
+    """Run ``polyjepa <plugin command> ...`` if the first word names one; else ``None``."""
+    g, _ = _global_options().parse_known_args(argv)
+    if not g.rest or g.rest[0].startswith("-") or g.rest[0] in COMMANDS \
+            or g.rest[0] == "plugins":
+        return None
+    from .plugins import configure, host
+
+    configure(modules=g.plugin or None, strict=True if g.strict_plugins else None)
+    registry = host().registry("commands")
+    name = g.rest[0]
+    if name not in registry:
+        known = ", ".join(["plugins", *COMMANDS, *registry.names()])
+        print(f"polyjepa: unknown command {name!r} (commands: {known}). If it comes from a "
+              f"plugin, install it: pip install polyjepa-{name}", file=sys.stderr)
+        return 2
+    entry = registry.get(name)
+    try:
+        status = entry.resolve()(list(g.rest[1:]))
+    except PolyjepaError as exc:
+        print(f"polyjepa {name}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    status = _plugin_command(argv)
+    if status is not None:
+        return status
     parser = _parser()
     a = parser.parse_args(argv)
     if a.command is None:

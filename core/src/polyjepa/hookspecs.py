@@ -102,3 +102,14 @@ def polyjepa_register_recipes(register: Register) -> Any:
     "overrides": {...}}`` used by ``polyjepa demo``. Any value can be overridden from a
     TOML/YAML file or the command line.
     """
+
+
+@hookspec
+def polyjepa_register_commands(register: Register) -> Any:
+    """Register command-line commands: ``polyjepa <name> ARGS...``.
+
+    ``factory`` is a callable ``main(argv: list[str]) -> int`` (an exit status) that
+    parses the arguments after the command name itself, e.g. ``register("ecg",
+    "polyjepa_ecg.__main__:main")`` makes ``polyjepa ecg download mitdb DIR`` work. Names
+    are bare domain names and may not shadow the core's own commands.
+    """

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import PluginError, UnknownComponentError
 
-KINDS = ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes")
+KINDS = ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands")
 
 
 @dataclass

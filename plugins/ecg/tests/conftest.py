@@ -24,8 +24,9 @@ def ptbxl_dir(tmp_path_factory) -> Path:
     only the table contents (codes, folds, patients) are made up.
     """
     import pandas as pd
-    from polyjepa_ecg.io import import_wfdb
     from scipy.signal import decimate
+
+    from polyjepa_ecg.io import import_wfdb
 
     wfdb = import_wfdb()
     root = tmp_path_factory.mktemp("ptbxl")
@@ -50,4 +51,31 @@ def ptbxl_dir(tmp_path_factory) -> Path:
                           "diagnostic_class": ["NORM", "MI", "STTC", "HYP", np.nan]},
                          index=["NORM", "IMI", "NDT", "LVH", "SR"])
     stmts.to_csv(root / "scp_statements.csv")
+    return root
+
+
+def pytest_collection_modifyitems(items):
+    # wfdb, called directly by the tests to write fixtures, trips pandas deprecations
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:The inplace keyword"))
+
+
+@pytest.fixture(scope="session")
+def rhythm_dir(sample_dir, tmp_path_factory) -> Path:
+    """The real record 100 with rhythm annotations written here (the record itself is all
+    normal sinus rhythm): N, AFIB from 105 s, N from 200 s, AFIB from 1500 s, N from 1600 s.
+    """
+    import shutil
+
+    from polyjepa_ecg.io import import_wfdb
+
+    wfdb = import_wfdb()
+    root = tmp_path_factory.mktemp("rhythm")
+    for ext in ("hea", "dat"):
+        shutil.copy(sample_dir / f"100.{ext}", root / f"100.{ext}")
+    at = np.array([0, 105, 200, 1500, 1600]) * 360
+    wfdb.wrann("100", "atr", at, symbol=["+"] * 5,
+               aux_note=["(N", "(AFIB", "(N", "(AFIB", "(N"], write_dir=str(root))
     return root

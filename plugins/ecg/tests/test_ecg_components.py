@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from polyjepa import testing
 from polyjepa_ecg.evaluators import time_split
 
@@ -117,11 +118,13 @@ def test_beat_evaluator_time_split():
     out = testing.check_evaluator("ecg.beats", x, y)
     assert out["beat_auc"] > 0.95 and out["beat_f1_macro"] > 0.8
     testing.check_evaluator("ecg.beats", x, y, split="random")
+    rhythm = testing.check_evaluator("ecg.rhythm", x, y)
+    assert rhythm == {k.replace("beat_", "rhythm_"): v for k, v in out.items()}
     _, te = time_split(np.repeat([0, 1], 200), np.tile(np.arange(200.0), 2), 0.25)
     assert len(te) == 100 and set(te % 200) == set(range(150, 200))
 
 
 def test_recipes():
-    for name in ("ecg", "ecg.ptbxl", "ecg.beats"):
+    for name in ("ecg", "ecg.ptbxl", "ecg.beats", "ecg.rhythm"):
         testing.check_recipe(name)
     assert testing.check_recipe("ecg")["demo"]["kind"] == "real"

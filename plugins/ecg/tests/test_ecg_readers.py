@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+
 from polyjepa import DataError
 from polyjepa_ecg.dataset import ptbxl_dataset, wfdb_dataset
 from polyjepa_ecg.io import STANDARD_LEADS, Record, canonical_lead, read_demo, read_wfdb
@@ -48,15 +49,27 @@ def test_ptb_15_leads_keeps_standard_12(sample_dir):
 
 def test_multisignal_record_drops_non_ecg(sample_dir):
     rec = read_wfdb(sample_dir / "03700181.hea")
-    assert rec.leads == ["MCL1"] and rec.fs == 125
+    # MCL1 is stored at 4 samples per 125 Hz frame: read at its own 500 Hz
+    assert rec.leads == ["MCL1"] and rec.fs == 500 and rec.signal.shape == (1, 300000)
+    lazy = read_wfdb(sample_dir / "03700181.hea", lazy=True)
+    assert lazy.signal is None and lazy.fs == 500 and lazy.leads == ["MCL1"]
     rec_all = read_wfdb(sample_dir / "03700181.hea", channels="all")
-    assert rec_all.leads == ["MCL1", "ABP", "RESP"]
+    # with ABP and RESP (1 sample per frame) kept, they are brought to 500 Hz as well
+    assert rec_all.leads == ["MCL1", "ABP", "RESP"] and rec_all.signal.shape == (3, 300000)
     ds = wfdb_dataset(sample_dir / "03700181.hea", fs=250, window=8, leads="record")
-    # 10 min at 125 Hz -> 600 s at 250 Hz -> 75 windows of 8 s
+    # 10 min -> 600 s at 250 Hz -> 75 windows of 8 s
     assert len(ds) == 75 and ds[0]["x"].shape == (1, 2000)
-    # the raw QRS annotations line up with the resampled signal: R peaks are extrema
+    # the sqrs annotations count samples at their own 250 Hz, not the 125 Hz frames
     sqrs = read_wfdb(sample_dir / "03700181.hea", annotator="sqrs")
-    assert sqrs.ann_samples is not None and len(sqrs.ann_samples) == 1195
+    assert len(sqrs.ann_samples) == 1195 and sqrs.ann_fs == 250
+    beats = wfdb_dataset(sample_dir / "03700181.hea", mode="beats", annotator="sqrs",
+                         fs=250, window=1.6, patch_size=20, leads="record")
+    assert len(beats) >= 1190
+    # sqrs marks QRS onsets: the QRS deflection follows within 0.1 s of the window centre
+    x = np.stack([beats[i]["x"][0].numpy() for i in range(0, len(beats), 10)])
+    near = np.abs(x[:, 200:225]).max(axis=1)
+    far = np.abs(x[:, 50:75]).max(axis=1)
+    assert np.median(near) > 2.0 and np.median(near) > 2 * np.median(far)
 
 
 def test_beat_windows_from_annotations(sample_dir):
@@ -202,3 +215,101 @@ def test_multi_segment_record(sample_dir, tmp_path):
     np.testing.assert_allclose(rec.signal[:, 3600:3700], r.p_signal[3600:3700].T, atol=1e-2)
     ds = wfdb_dataset(tmp_path, window=5, leads="record")
     assert len(ds) == 4 and ds.state["records"] == ["ms"]
+
+
+def test_rhythm_labels_of_windows(sample_dir, rhythm_dir):
+    # record 100's own annotations: a single '(N' rhythm from sample 18 on
+    ds = wfdb_dataset(sample_dir / "100.hea", window=10, leads="record", labels="rhythm")
+    assert ds.state["label_names"] == ["N"] and set(ds.labels.tolist()) == {0}
+    assert len(ds) == 650000 * 250 // 360 // 2500
+    # the real signal with rhythm annotations written by the fixture
+    ds = wfdb_dataset(rhythm_dir / "100.hea", window=10, leads="record", labels="rhythm",
+                      fs=125)
+    assert ds.state["label_names"] == ["AFIB", "N"]
+    y = ds.labels
+    # window k covers [10k, 10k+10) s; window 10 is half N, half AFIB; 11-19 are AFIB
+    assert y[:10].tolist() == [1] * 10 and y[11:20].tolist() == [0] * 9
+    assert (y[20:150] == 1).all() and (y[150:160] == 0).all() and (y[160:] == 1).all()
+    # evaluation on new data reuses the vocabulary saved with a run
+    again = wfdb_dataset(rhythm_dir / "100.hea", state=ds.state)
+    assert again.state["label_names"] == ["AFIB", "N"] and np.array_equal(again.labels, y)
+    with pytest.raises(DataError, match="rhythm annotations"):
+        wfdb_dataset(sample_dir / "s0010_re.hea", labels="rhythm")
+    with pytest.raises(DataError, match="labels="):
+        wfdb_dataset(sample_dir / "100.hea", mode="beats", labels="rhythm")
+
+
+def test_ptbxl_short_record_padding_is_invalid(ptbxl_dir, tmp_path):
+    from polyjepa_ecg.io import import_wfdb
+
+    wfdb = import_wfdb()
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_dir, root)
+    folder = root / "records100" / "00000"
+    rec = wfdb.rdrecord(str(folder / "00001_lr"))
+    wfdb.wrsamp("00001_lr", fs=100, units=["mV"] * 12, sig_name=rec.sig_name,
+                p_signal=rec.p_signal[:700], fmt=["16"] * 12, write_dir=str(folder))
+    ds = ptbxl_dataset(root, fs=100, patch_size=25, limit=2)
+    valid = ds[0]["valid"].view(12, 40)
+    assert bool(valid[:, :28].all()) and not bool(valid[:, 28:].any())
+    assert torch.count_nonzero(ds[0]["x"][:, 700:]) == 0
+    assert abs(float(ds[0]["x"][0, :700].std()) - 1.0) < 0.01  # normalised on real samples
+    assert bool(ds[1]["valid"].all())
+    wfdb.wrsamp("00001_lr", fs=100, units=["mV"] * 12, sig_name=rec.sig_name,
+                p_signal=rec.p_signal[:300], fmt=["16"] * 12, write_dir=str(folder))
+    with pytest.raises(DataError, match=r"00001_lr\.hea.*shorter than half"):
+        ptbxl_dataset(root, fs=100, patch_size=25, limit=2)
+
+
+def test_ptbxl_500hz_records(ptbxl_dir, sample_dir, tmp_path):
+    from scipy.signal import decimate
+
+    from polyjepa_ecg.io import import_wfdb
+
+    wfdb = import_wfdb()
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_dir, root)
+    with pytest.raises(DataError, match=r"00001_hr\.hea"):
+        ptbxl_dataset(root, sampling="hr", limit=2)  # records500 not there yet
+    sig = wfdb.rdrecord(str(sample_dir / "s0010_re")).p_signal[:, :12]
+    (root / "records500" / "00000").mkdir(parents=True)
+    names = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    for i in range(2):
+        seg = decimate(sig[i * 2500:i * 2500 + 10000], 2, axis=0)[:5000]
+        wfdb.wrsamp(f"{i + 1:05d}_hr", fs=500, units=["mV"] * 12, sig_name=names,
+                    p_signal=seg, fmt=["16"] * 12, write_dir=str(root / "records500" / "00000"))
+    hr = ptbxl_dataset(root, sampling="hr", fs=100, limit=2)
+    lr = ptbxl_dataset(root, sampling="lr", fs=100, limit=2)
+    assert hr[0]["x"].shape == lr[0]["x"].shape == (12, 1000)
+    # the same 10 s of ECG from the 500 Hz and the 100 Hz files agree after resampling
+    r = np.corrcoef(hr[0]["x"][1].numpy(), lr[0]["x"][1].numpy())[0, 1]
+    assert r > 0.95
+    assert hr.state["fs"] == 100.0 and np.array_equal(hr.labels, lr.labels)
+    with pytest.raises(DataError, match="sampling="):
+        ptbxl_dataset(root, sampling="mid")
+
+
+def test_patient_folders_group_records(sample_dir, tmp_path):
+    from polyjepa import EvalContext
+    from polyjepa_ecg.evaluators import BeatClassification
+    from polyjepa_ecg.io import import_wfdb
+
+    wfdb = import_wfdb()
+    sig = wfdb.rdrecord(str(sample_dir / "s0010_re"), channels=list(range(12)))
+    for folder, name, part in (("patient001", "s0010_re", 0), ("patient001", "s0014lre", 1),
+                               ("patient002", "s0015lre", 2)):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        seg = sig.p_signal[part * 12000:(part + 1) * 12000]
+        wfdb.wrsamp(name, fs=1000, units=["mV"] * 12, sig_name=sig.sig_name, p_signal=seg,
+                    fmt=["16"] * 12, write_dir=str(tmp_path / folder))
+    ds = wfdb_dataset(tmp_path, fs=250, window=2, patch_size=25)
+    assert ds.state["records"] == ["s0010_re", "s0014lre", "s0015lre"]
+    # 12 s per record -> 6 windows each; the first two records share patient001's group
+    assert ds.groups.tolist() == [0] * 12 + [1] * 6
+    assert ds.record_ids.tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    # the record-internal time split cuts each record, not the patient's pooled windows
+    y = np.tile([0, 1], 9)
+    x = np.stack([y * 3.0, np.arange(18.0)], 1)
+    tr, te = BeatClassification(test_size=1 / 3).indices(EvalContext(x, y, dataset=ds), y)
+    assert sorted(te.tolist()) == [4, 5, 10, 11, 16, 17]
+    assert sorted(tr.tolist() + te.tolist()) == list(range(18))

@@ -70,3 +70,16 @@ def recipe() -> dict[str, Any]:
                   "log_every": 1, "rankme_every": 3, "checkpoint_every": 3},
         "demo": {"kind": "real", "description": "sklearn digits as sequences"},
     }
+
+
+def command(argv: list[str]) -> int:
+    """``polyjepa toyseq describe [--limit N]``: print the toy data set's shape."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="polyjepa toyseq")
+    parser.add_argument("action", choices=["describe"])
+    parser.add_argument("--limit", type=int, default=256)
+    a = parser.parse_args(argv)
+    ds = DigitSequences(limit=a.limit)
+    print(f"toyseq: {len(ds)} sequences of length {ds[0]['x'].shape[-1]}")
+    return 0

@@ -27,3 +27,9 @@ def polyjepa_register_evaluators(register):
 @hookimpl
 def polyjepa_register_recipes(register):
     register("toyseq", "polyjepa_toyseq.parts:recipe")
+
+
+@hookimpl
+def polyjepa_register_commands(register):
+    register("toyseq", "polyjepa_toyseq.parts:command",
+             description="polyjepa toyseq describe: the toy data set's shape")

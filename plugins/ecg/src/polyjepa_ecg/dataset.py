@@ -7,14 +7,16 @@ nothing is invented), ``group`` (record or patient index) and, where labels exis
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from polyjepa import DataError
 from torch.utils.data import Dataset
+
+from polyjepa import DataError
 
 from .io import (
     AAMI_CLASSES,
@@ -33,6 +35,7 @@ from .io import (
     read_ptbxl_table,
     read_wfdb,
     record_paths,
+    rhythm_segments,
 )
 
 _STRUCTURAL = ("fs", "window", "patch_size", "leads", "highpass", "mode", "labels",
@@ -63,29 +66,42 @@ class ECGWindows(Dataset):
                                               "patch_size": self.patch_size}
         self.fs = float(self.state.get("fs", 0.0))
         self.times = self.items[:, 1] / self.fs if self.fs else self.items[:, 1].astype(float)
+        self.record_ids = self.items[:, 0].copy()  # for record-internal time splits
         self.folds: np.ndarray | None = None
+        # samples of each record that are real (PTB-XL records shorter than the window
+        # are zero-padded; the padding's tokens are invalid)
+        self.real_len = [int(sig.shape[1]) for sig in signals]
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def _real(self, i: int) -> int:
+        """How many samples of item ``i``'s window are real (not padding)."""
+        r, start = (int(v) for v in self.items[i])
+        return max(0, min(self.length, self.real_len[r] - start))
 
     def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``x [L, T]`` and lead validity ``[L]`` of item ``i`` (gaps zeroed, invalid)."""
         r, start = (int(v) for v in self.items[i])
         x = np.array(self.signals[r][:, start:start + self.length], dtype=np.float32)
+        real = self._real(i)
+        x[:, real:] = 0.0
         ok = self.lead_ok[r].copy()
         finite = np.isfinite(x).all(axis=1)
         ok &= finite
         x[~ok] = 0.0
-        if self.normalize:
-            mu = x[ok].mean(axis=1, keepdims=True) if ok.any() else 0.0
-            sd = x[ok].std(axis=1, keepdims=True) if ok.any() else 1.0
-            x[ok] = (x[ok] - mu) / np.maximum(sd, 1e-3)
+        if self.normalize and ok.any():
+            part = x[ok][:, :real]
+            mu = part.mean(axis=1, keepdims=True)
+            sd = part.std(axis=1, keepdims=True)
+            x[np.ix_(ok, np.arange(real))] = (part - mu) / np.maximum(sd, 1e-3)
         return x, ok
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         x, ok = self.window(i)
+        in_time = np.arange(self.n_patches) < self._real(i) // self.patch_size
         item = {"x": torch.from_numpy(x),
-                "valid": torch.from_numpy(np.repeat(ok, self.n_patches)),
+                "valid": torch.from_numpy((ok[:, None] & in_time[None]).reshape(-1)),
                 "group": torch.tensor(self.groups[i])}
         if self.labels is not None:
             item["y"] = torch.as_tensor(self.labels[i])
@@ -134,7 +150,7 @@ def _prepare(rec: Record, names: list[str], fs: float, highpass: float | None,
         out[ok] = proc
         return out
 
-    key = ("ecg-v1", file_key(rec.source) if Path(rec.source).suffix == ".hea" else rec.source,
+    key = ("ecg-v2", file_key(rec.source) if Path(rec.source).suffix == ".hea" else rec.source,
            tuple(names), float(fs), highpass, allow_gaps)
     sig = cached(key, cache_dir, compute) if Path(rec.source).suffix == ".hea" else compute()
     return sig, ok
@@ -159,16 +175,20 @@ def _records(data: Any, annotator: str | None,
 def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
                  stride: float | None = None, patch_size: int = 25, leads: Any = "standard",
                  mode: str = "windows", annotator: str | None = "atr",
-                 beat_classes: list[str] | None = None, highpass: float | None = 0.5,
+                 beat_classes: list[str] | None = None, labels: str | None = None,
+                 label_names: list[str] | None = None, highpass: float | None = 0.5,
                  normalize: bool = True, allow_gaps: bool = False,
                  cache_dir: str | None = None, state: dict[str, Any] | None = None,
                  **_: Any) -> ECGWindows:
     """WFDB records (a ``.hea`` file or a folder) as encoder windows; ``None``: the demo.
 
     ``mode="windows"``: fixed windows of ``window`` seconds every ``stride`` seconds
-    (default: no overlap), unlabelled. ``mode="beats"``: one window of ``window`` seconds
-    centred on each annotated beat, labelled with its AAMI class index (N=0, S=1, V=2,
-    F=3, Q=4); ``beat_classes`` keeps only the named classes. Signals are high-passed at
+    (default: no overlap), unlabelled, or with ``labels="rhythm"`` labelled by the rhythm
+    annotation (``+`` with ``(AFIB``, ``(N``, ...) in force for most of the window
+    (index into ``label_names``, by default the sorted rhythms found; windows mostly
+    before the first rhythm annotation are skipped). ``mode="beats"``: one window of
+    ``window`` seconds centred on each annotated beat, labelled with its AAMI class index
+    (N=0, S=1, V=2, F=3, Q=4); ``beat_classes`` keeps only the named classes. Signals are high-passed at
     ``highpass`` Hz (baseline wander), resampled to ``fs`` and z-scored per lead and
     window. ``leads``: ``"standard"`` (the 12 standard leads in order, absent ones
     marked invalid), ``"record"`` (the record's own ECG leads) or a list of names.
@@ -180,8 +200,13 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
         leads, highpass = saved.get("leads", leads), saved.get("highpass", highpass)
         beat_classes = saved.get("beat_classes", beat_classes)
         mode = saved.get("mode", mode)
+        if labels is None and saved.get("labels"):
+            labels, label_names = saved["labels"], label_names or saved.get("label_names")
     if mode not in ("windows", "beats"):
         raise DataError(f"unknown mode {mode!r}: use 'windows' or 'beats'")
+    if labels not in (None, "rhythm") or (labels and mode != "windows"):
+        raise DataError(f"labels={labels!r}: windows take labels=None or 'rhythm'; "
+                        f"beat windows are labelled by their beat's AAMI class")
     fs, patch_size = float(fs), int(patch_size)
     length = round(window * fs) // patch_size * patch_size
     if length < patch_size or patch_size < 1:
@@ -198,12 +223,19 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
         if not usable:
             raise DataError(f"{source}: no record has any of the leads {names}")
         records = usable
-    signals, oks, items, labels, groups = [], [], [], [], []
+    signals, oks, items, labels_out, groups = [], [], [], [], []
     keep = None
     if beat_classes is not None:
         keep = {str(c) for c in beat_classes}
         if not keep <= set(AAMI_CLASSES):
             raise DataError(f"beat_classes {sorted(keep)} must be among {AAMI_CLASSES}")
+    rhythms = [rhythm_segments(rec) for rec in records] if labels == "rhythm" else []
+    if labels == "rhythm":
+        if not any(len(n) for _, n in rhythms):
+            raise DataError(f"{source}: labels='rhythm' needs rhythm annotations ('+' "
+                            f"with '(AFIB', '(N', ... in the {annotator} files); none found")
+        label_names = list(label_names or sorted({n for _, ns in rhythms for n in ns}))
+    patient = _patient_groups(records)
     for r, rec in enumerate(records):
         sig, ok = _prepare(rec, names, fs, highpass, cache_dir, allow_gaps)
         signals.append(sig)
@@ -214,13 +246,19 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
             if step < 1:
                 raise DataError(f"stride {stride} s is shorter than one sample")
             starts = np.arange(0, n - length + 1, step, dtype=np.int64)
+            if labels == "rhythm":
+                cls = _majority_rhythm(rhythms[r], starts, length,
+                                       fs / (rec.ann_fs or rec.fs),
+                                       label_names)
+                starts, cls = starts[cls >= 0], cls[cls >= 0]
+                labels_out += cls.tolist()
             items += [(r, s) for s in starts]
-            groups += [r] * len(starts)
+            groups += [patient[r]] * len(starts)
             continue
         if rec.ann_samples is None:
             raise DataError(f"{rec.source}: mode='beats' needs an annotation file "
                             f"({Path(rec.source).with_suffix('')}.{annotator})")
-        scale = fs / rec.fs
+        scale = fs / (rec.ann_fs or rec.fs)
         for samp, sym in zip(rec.ann_samples, rec.ann_symbols or []):
             cls = aami_class(sym)
             if cls is None or (keep is not None and cls not in keep):
@@ -229,15 +267,48 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
             if start < 0 or start + length > n:
                 continue
             items.append((r, start))
-            labels.append(AAMI_CLASSES.index(cls))
-            groups.append(r)
+            labels_out.append(AAMI_CLASSES.index(cls))
+            groups.append(patient[r])
     state_out = {"fs": fs, "window": float(window), "patch_size": patch_size, "leads": names,
                  "highpass": highpass, "mode": mode, "beat_classes": beat_classes,
+                 "labels": labels, "label_names": label_names,
                  "records": [rec.name for rec in records]}
+    labelled = mode == "beats" or labels == "rhythm"
     ds = ECGWindows(signals, oks, np.asarray(items, dtype=np.int64).reshape(-1, 2), length,
-                    patch_size, names, np.asarray(labels, dtype=np.int64) if mode == "beats"
+                    patch_size, names, np.asarray(labels_out, dtype=np.int64) if labelled
                     else None, np.asarray(groups), source, normalize, state_out)
     return ds
+
+
+def _patient_groups(records: list[Record]) -> list[int]:
+    """Group index per record: records in one ``patientNNN`` folder (the PTB and other
+    PhysioNet layouts) share their patient's group; any other record is its own group."""
+    keys: dict[str, int] = {}
+    out = []
+    for r, rec in enumerate(records):
+        parent = Path(rec.source).parent
+        key = str(parent) if re.fullmatch(r"patient[_-]?\d+", parent.name, re.I) \
+            else f"record:{r}"
+        out.append(keys.setdefault(key, len(keys)))
+    return out
+
+
+def _majority_rhythm(segments: tuple[np.ndarray, list[str]], starts: np.ndarray,
+                     length: int, scale: float, names: list[str]) -> np.ndarray:
+    """Index (into ``names``) of the rhythm covering most of each window; -1 if unknown."""
+    seg_start, seg_names = segments
+    out = np.full(len(starts), -1, dtype=np.int64)
+    if not len(seg_names):
+        return out
+    bounds = np.append(seg_start * scale, np.inf)
+    for i, a in enumerate(starts):
+        b = a + length
+        cover = np.clip(np.minimum(bounds[1:], b) - np.maximum(bounds[:-1], a), 0, None)
+        j = int(cover.argmax())
+        # the part before the first annotation has no known rhythm
+        if cover[j] > length - cover.sum() and seg_names[j] in names:
+            out[i] = names.index(seg_names[j])
+    return out
 
 
 def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "superclass",
@@ -274,7 +345,12 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
         raise DataError(f"{root}: no PTB-XL rows in folds {folds}")
     names_found, mapping = ptbxl_label_names(table, statements, labels)
     label_names = label_names or names_found
-    col = "filename_lr" if sampling == "lr" else "filename_hr"
+    rates = {"lr": "filename_lr", "100": "filename_lr", "hr": "filename_hr",
+             "500": "filename_hr"}
+    col = rates.get(str(sampling).lower())
+    if col is None:
+        raise DataError(f"{root}: sampling={sampling!r}: use 'lr' (100 Hz files) or 'hr' "
+                        f"(500 Hz files)")
     fs, patch_size = float(fs), int(patch_size)
     length = round(window * fs) // patch_size * patch_size
     records, ys, groups, fold_list = [], [], [], []
@@ -290,9 +366,13 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
         groups.append(int(row["patient_id"]) if "patient_id" in row else int(ecg_id))
         fold_list.append(int(row["strat_fold"]) if "strat_fold" in row else 0)
     names = _resolve_leads(records, leads)
-    signals, oks, items = [], [], []
+    signals, oks, items, real = [], [], [], []
     for r, rec in enumerate(records):
         sig, ok = _prepare(rec, names, fs, highpass, cache_dir, False)
+        if sig.shape[1] < length // 2:
+            raise DataError(f"{rec.source}: {sig.shape[1] / fs:.2f} s of signal, shorter than "
+                            f"half the {window} s window (truncated record?)")
+        real.append(int(sig.shape[1]))
         if sig.shape[1] < length:
             pad = np.zeros((sig.shape[0], length - sig.shape[1]), np.float32)
             sig = np.concatenate([sig, pad], axis=1)
@@ -304,4 +384,5 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
     ds = ECGWindows(signals, oks, np.asarray(items, dtype=np.int64), length, patch_size, names,
                     np.stack(ys), np.asarray(groups), str(root), normalize, state_out)
     ds.folds = np.asarray(fold_list)
+    ds.real_len = real
     return ds

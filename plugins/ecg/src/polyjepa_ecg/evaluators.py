@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError, EvalContext, split_indices
 
 
@@ -100,6 +101,8 @@ class BeatClassification:
 
     needs_labels = True
 
+    prefix = "beat"
+
     def __init__(self, split: str = "time", test_size: float = 0.3, c: float = 1.0,
                  max_iter: int = 3000):
         if split not in ("time", "patient", "random"):
@@ -111,7 +114,9 @@ class BeatClassification:
             times = getattr(ctx.dataset, "times", None)
             if times is None or len(times) != len(y):
                 times = np.arange(len(y), dtype=float)
-            return time_split(ctx.groups, np.asarray(times), self.test_size)
+            recs = getattr(ctx.dataset, "record_ids", None)
+            recs = recs if recs is not None and len(recs) == len(y) else ctx.groups
+            return time_split(recs, np.asarray(times), self.test_size)
         groups = ctx.groups if self.split == "patient" else None
         if self.split == "patient" and (groups is None or len(np.unique(groups)) < 2):
             raise DataError("split='patient' needs at least two records/patients")
@@ -120,9 +125,17 @@ class BeatClassification:
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         x, y = _xy(ctx)
         if y.ndim != 1:
-            raise DataError("ecg.beats needs one class label per sample")
+            raise DataError(f"ecg.{self.prefix}s needs one class label per sample")
         tr, te = self.indices(ctx, y)
-        return beat_metrics(x[tr], y[tr], x[te], y[te], self.c, self.max_iter)
+        out = beat_metrics(x[tr], y[tr], x[te], y[te], self.c, self.max_iter)
+        return {k.replace("beat_", f"{self.prefix}_", 1): v for k, v in out.items()}
+
+
+class RhythmClassification(BeatClassification):
+    """Rhythm classification of fixed windows (``labels="rhythm"``): the same probe and
+    splits as :class:`BeatClassification`, metrics named ``rhythm_*``."""
+
+    prefix = "rhythm"
 
 
 def beat_metrics(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,

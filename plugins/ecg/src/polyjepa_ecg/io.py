@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError
 
 STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF",
@@ -70,6 +71,8 @@ class Record:
     source: str
     ann_samples: np.ndarray | None = None
     ann_symbols: list[str] | None = None
+    ann_aux: list[str] | None = None
+    ann_fs: float | None = None  # time base of ann_samples (None: fs)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,62 +130,101 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr",
 
     ``channels="ecg"`` drops non-ECG signals (ABP, RESP, ...); ``"all"`` keeps them.
     ``lazy=True`` reads only the header (and annotations) of single-segment records.
+    Signals stored with several samples per frame (e.g. an ECG at 4x the frame rate of
+    the other channels) are read at their own rate, not averaged down to the frame rate;
+    ECG leads of different rates are resampled to the highest of them.
     """
     wfdb = import_wfdb()
 
     base = Path(str(path).removesuffix(".hea"))
     where = f"{base}.hea"
+    head = _read_header(base, where)
     if lazy:
-        rec = _lazy_record(base, where, channels)
+        rec = _lazy_record(base, where, channels, head)
         if rec is not None:
             _read_annotations(rec, base, annotator)
             return rec
+    spf = list(getattr(head, "samps_per_frame", None) or [])
+    multirate = (not getattr(head, "seg_name", None)) and bool(spf) and max(spf) > 1
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="wfdb")  # pandas deprecations inside
-            rec = wfdb.rdrecord(str(base), m2s=True, physical=True)
+            rec = wfdb.rdrecord(str(base), m2s=True, physical=True,
+                                smooth_frames=not multirate)
     except FileNotFoundError as exc:
         raise DataError(f"{where}: record file missing: {exc}") from exc
     except Exception as exc:
         raise DataError(f"{where}: cannot read the WFDB record (corrupt or truncated?): "
                         f"{type(exc).__name__}: {exc}") from exc
-    sig = rec.p_signal
-    if sig is None or sig.size == 0 or sig.ndim != 2:
-        raise DataError(f"{where}: the record holds no samples")
-    names = [str(n) for n in (rec.sig_name or [f"ch{i}" for i in range(sig.shape[1])])]
+    frame_fs = float(rec.fs or 0)
+    if not frame_fs > 0:
+        raise DataError(f"{where}: invalid sampling frequency {rec.fs!r}")
+    if multirate:
+        arrays = list(rec.e_p_signal or [])
+        if not arrays or min(a.size for a in arrays) == 0:
+            raise DataError(f"{where}: the record holds no samples")
+        names = [str(n) for n in (rec.sig_name or [f"ch{i}" for i in range(len(arrays))])]
+    else:
+        sig = rec.p_signal
+        if sig is None or sig.size == 0 or sig.ndim != 2:
+            raise DataError(f"{where}: the record holds no samples")
+        names = [str(n) for n in (rec.sig_name or [f"ch{i}" for i in range(sig.shape[1])])]
     keep = [i for i, n in enumerate(names) if channels == "all" or is_ecg_signal(n)]
     if not keep:
         raise DataError(f"{where}: none of the signals {names} is an ECG lead")
-    signal = np.ascontiguousarray(sig[:, keep].T, dtype=np.float32)
-    fs = float(rec.fs)
-    if not fs > 0:
-        raise DataError(f"{where}: invalid sampling frequency {rec.fs!r}")
-    out = Record(base.name, signal, fs, [names[i] for i in keep], where,
-                 meta={"comments": list(rec.comments or []), "channels": channels})
+    up = 1
+    if multirate:
+        up = max(spf[i] for i in keep)
+        signal = np.stack([_to_rate(arrays[i], spf[i], up, len(arrays[i]) // spf[i] * up)
+                           for i in keep]).astype(np.float32)
+    else:
+        signal = np.ascontiguousarray(sig[:, keep].T, dtype=np.float32)
+    out = Record(base.name, signal, frame_fs * up, [names[i] for i in keep], where,
+                 meta={"comments": list(rec.comments or []), "channels": channels,
+                       "frame_fs": frame_fs})
     _read_annotations(out, base, annotator)
     return out
 
 
-def _lazy_record(base: Path, where: str, channels: str) -> Record | None:
-    """A record with header information only; None where that needs the samples."""
+def _to_rate(x: np.ndarray, have: int, want: int, n: int) -> np.ndarray:
+    """A signal at ``have`` samples per frame resampled to ``want`` (length ``n``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if have != want:
+        from scipy import signal as sps
+
+        ratio = Fraction(want, have)
+        x = sps.resample_poly(x, ratio.numerator, ratio.denominator)
+    if len(x) < n:
+        x = np.concatenate([x, np.full(n - len(x), x[-1] if len(x) else 0.0)])
+    return x[:n]
+
+
+def _read_header(base: Path, where: str) -> Any:
     wfdb = import_wfdb()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="wfdb")
-            head = wfdb.rdheader(str(base))
+            return wfdb.rdheader(str(base))
     except FileNotFoundError as exc:
         raise DataError(f"{where}: header file missing: {exc}") from exc
     except Exception as exc:
         raise DataError(f"{where}: cannot read the WFDB header: {type(exc).__name__}: "
                         f"{exc}") from exc
+
+
+def _lazy_record(base: Path, where: str, channels: str, head: Any) -> Record | None:
+    """A record with header information only; None where that needs the samples."""
     names = getattr(head, "sig_name", None)
     if not names or getattr(head, "seg_name", None) or not head.fs or not head.sig_len:
         return None
-    keep = [str(n) for n in names if channels == "all" or is_ecg_signal(str(n))]
+    keep = [i for i, n in enumerate(names) if channels == "all" or is_ecg_signal(str(n))]
     if not keep:
         raise DataError(f"{where}: none of the signals {list(names)} is an ECG lead")
-    return Record(base.name, None, float(head.fs), keep, where,
-                  meta={"comments": list(head.comments or []), "channels": channels})
+    spf = list(getattr(head, "samps_per_frame", None) or [1] * len(names))
+    up = max(spf[i] or 1 for i in keep)
+    return Record(base.name, None, float(head.fs) * up, [str(names[i]) for i in keep], where,
+                  meta={"comments": list(head.comments or []), "channels": channels,
+                        "frame_fs": float(head.fs)})
 
 
 def load_signal(rec: Record) -> np.ndarray:
@@ -207,7 +249,30 @@ def _read_annotations(out: Record, base: Path, annotator: str | None) -> None:
             raise DataError(f"{base}.{annotator}: cannot read the annotation file "
                             f"(corrupt or truncated?): {type(exc).__name__}: {exc}") from exc
         out.ann_samples = np.asarray(ann.sample, dtype=np.int64)
+        # annotation times count samples at the annotation file's own rate when it
+        # states one, else at the record's frame rate
+        ann_fs = getattr(ann, "fs", None)
+        out.ann_fs = float(ann_fs) if ann_fs else float(out.meta.get("frame_fs", out.fs))
         out.ann_symbols = [str(s) for s in ann.symbol]
+        aux = ann.aux_note or [""] * len(out.ann_symbols)
+        out.ann_aux = [str(a).strip("\x00 ").strip() for a in aux]
+
+
+def rhythm_segments(rec: Record) -> tuple[np.ndarray, list[str]]:
+    """Rhythm changes of a record: start samples and names (``(AFIB`` -> ``AFIB``).
+
+    Rhythm annotations are ``+`` annotations whose auxiliary note starts with ``(``;
+    each rhythm lasts until the next one.
+    """
+    starts, names = [], []
+    if rec.ann_samples is not None and rec.ann_symbols and rec.ann_aux:
+        for samp, sym, aux in zip(rec.ann_samples, rec.ann_symbols, rec.ann_aux):
+            if sym == "+" and aux.startswith("("):
+                name = aux[1:].strip()
+                if name and (not names or names[-1] != name):
+                    starts.append(int(samp))
+                    names.append(name)
+    return np.asarray(starts, dtype=np.int64), names
 
 
 def check_finite(rec: Record) -> None:
@@ -337,12 +402,29 @@ def ptbxl_label_names(table: Any, statements: Any, labels: str) -> tuple[list[st
 # --------------------------------------------------------------------------- demo
 
 
+DEMO_FILE = "ecg.dat"
+DEMO_WHEEL_MEMBER = "scipy/misc/ecg.dat"
+
+
+def demo_cache_dir() -> Path:
+    """Where ``python -m polyjepa_ecg fetch-demo`` puts ``ecg.dat`` by default.
+
+    ``$POLYJEPA_CACHE/ecg``, else ``$XDG_CACHE_HOME/polyjepa/ecg``, else
+    ``~/.cache/polyjepa/ecg``.
+    """
+    root = os.environ.get("POLYJEPA_CACHE")
+    if root:
+        return Path(root) / "ecg"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "polyjepa" / "ecg"
+
+
 def demo_record_file() -> Path:
     """The 5-minute MIT-BIH record 208 excerpt that scipy 1.11-1.14 ships (``ecg.dat``).
 
-    Looked up, without importing anything from scipy, in the installed scipy
-    (``scipy/misc/ecg.dat``), in the cache ``scipy.datasets`` fills when online, and at
-    ``$POLYJEPA_ECG_DEMO``.
+    Looked up, without importing anything from scipy, at ``$POLYJEPA_ECG_DEMO``, in the
+    installed scipy (``scipy/misc/ecg.dat``), in :func:`demo_cache_dir` (filled by
+    ``python -m polyjepa_ecg fetch-demo``) and in the cache ``scipy.datasets`` fills.
     """
     import importlib.util
 
@@ -355,32 +437,42 @@ def demo_record_file() -> Path:
     spec = importlib.util.find_spec("scipy")
     if spec is not None and spec.submodule_search_locations:
         for loc in spec.submodule_search_locations:
-            p = Path(loc) / "misc" / "ecg.dat"
+            p = Path(loc) / "misc" / DEMO_FILE
             tried.append(str(p))
             if p.is_file():
                 return p
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scipy-data"
-    tried.append(str(cache / "ecg.dat"))
-    if (cache / "ecg.dat").is_file():
-        return cache / "ecg.dat"
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    for p in (demo_cache_dir() / DEMO_FILE, xdg / "scipy-data" / DEMO_FILE):
+        tried.append(str(p))
+        if p.is_file():
+            return p
     raise DataError(
         "the ECG demo recording (MIT-BIH 208, scipy's ecg.dat) was not found; looked at "
-        + ", ".join(tried) + ". It ships inside scipy 1.11-1.14 (pip install "
-        "'scipy>=1.11,<1.15'); with newer scipy run `python -c \"import scipy.datasets; "
-        "scipy.datasets.electrocardiogram()\"` once while online, or point "
+        + ", ".join(tried) + ". Run `python -m polyjepa_ecg fetch-demo` once while online "
+        "(it takes the file out of the scipy 1.14 wheel on the package index, without "
+        "installing that scipy), or install 'scipy>=1.11,<1.15', or point "
         "POLYJEPA_ECG_DEMO at a copy of ecg.dat. Or pass your own records with --data.")
 
 
-def read_demo() -> Record:
-    """scipy's ``ecg.dat``: MLII of MIT-BIH 208 at 360 Hz, in mV (no labels)."""
-    path = demo_record_file()
+def load_demo_array(path: str | Path, where: str | None = None) -> np.ndarray:
+    """The raw ADC samples of an ``ecg.dat`` file (an ``.npz`` holding ``ecg``)."""
+    where = where or str(path)
     try:
         raw = np.load(path, allow_pickle=False)
         arr = raw["ecg"] if hasattr(raw, "files") else raw
         arr = np.asarray(arr)
     except Exception as exc:
-        raise DataError(f"{path}: cannot read the demo recording: {exc}") from exc
+        raise DataError(f"{where}: cannot read the demo recording: {exc}") from exc
     if arr.ndim != 1 or arr.size < 3600:
-        raise DataError(f"{path}: expected a 1-D recording, got shape {arr.shape}")
+        raise DataError(f"{where}: expected a 1-D recording, got shape {arr.shape}")
+    if not np.isfinite(arr.astype(np.float64)).all():
+        raise DataError(f"{where}: the demo recording holds NaN or infinite values")
+    return arr
+
+
+def read_demo() -> Record:
+    """scipy's ``ecg.dat``: MLII of MIT-BIH 208 at 360 Hz, in mV (no labels)."""
+    path = demo_record_file()
+    arr = load_demo_array(path)
     mv = (arr.astype(np.float32) - 1024.0) / 200.0  # MIT-BIH ADC zero 1024, gain 200/mV
     return Record("mitdb208", mv[None], 360.0, ["MLII"], str(path))

@@ -27,6 +27,8 @@ def polyjepa_register_evaluators(register):
              description="macro ROC-AUC of per-label probes (PTB-XL folds or patient split)")
     register("ecg.beats", f"{_M}.evaluators:BeatClassification",
              description="beat classification macro-F1/AUC, record-internal time or patient split")
+    register("ecg.rhythm", f"{_M}.evaluators:RhythmClassification",
+             description="rhythm classification of windows labelled by rhythm annotations")
 
 
 @hookimpl
@@ -46,3 +48,11 @@ def polyjepa_register_recipes(register):
              description="ECG-JEPA on PTB-XL with superclass macro ROC-AUC")
     register("ecg.beats", f"{_M}.recipe:beats_recipe",
              description="beat-centred windows from annotated records, beat classification")
+    register("ecg.rhythm", f"{_M}.recipe:rhythm_recipe",
+             description="windows labelled by rhythm annotations, rhythm classification")
+
+
+@hookimpl
+def polyjepa_register_commands(register):
+    register("ecg", f"{_M}.__main__:main",
+             description="polyjepa ecg download mitdb|ptb-xl DIR; polyjepa ecg fetch-demo")

@@ -53,3 +53,13 @@ def beats_recipe() -> dict[str, Any]:
     cfg["evaluators"] = ["rankme", "ecg.beats"]
     cfg.pop("demo")
     return cfg
+
+
+def rhythm_recipe() -> dict[str, Any]:
+    """10-s windows labelled by the rhythm annotations ((N, (AFIB, ...) of the records."""
+    cfg = ecg_recipe()
+    cfg["dataset"] = {"name": "ecg.wfdb", "fs": 250.0, "window": 10.0, "patch_size": 25,
+                      "leads": "standard", "labels": "rhythm"}
+    cfg["evaluators"] = ["rankme", "ecg.rhythm"]
+    cfg.pop("demo")
+    return cfg
