@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-import polyjepa
 import pytest
 import torch
+
+import polyjepa
 from polyjepa import testing
 from polyjepa_sar.encoder import GradientTarget
 from polyjepa_sar.simulate import CLASSES, simulate_chips, simulate_scene, speckle
@@ -29,6 +30,27 @@ def test_gradient_target_contract_and_no_parameters() -> None:
                                 scales=[1, 2], num_bins=6, cells=2)
     assert tgt.embed_dim == 2 * 2 * 6 * 4
     assert not list(tgt.parameters()) and not tgt.state_dict()
+
+
+def test_gradient_target_standardisation_keeps_magnitudes() -> None:
+    tgt = testing.check_encoder("sar.gradient_target", _batch(c=1), patch_size=8,
+                                scales=[1, 2], num_bins=4, standardize=True)
+    batch = _batch(c=1)
+    f = tgt(batch)
+    v = batch["valid"]
+    assert torch.allclose(f[v].mean(0), torch.zeros(f.shape[-1]), atol=1e-4)
+    assert torch.allclose(f[v].std(0, unbiased=False), torch.ones(f.shape[-1]), atol=1e-3)
+    # a patch holding a strong edge stands out from flat patches in every orientation
+    # bin it fills; a per-token layer norm would make both look alike
+    x = torch.zeros(1, 1, 32, 32)
+    x[..., 16:] = 1.5
+    x = x + 0.05 * torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    g = GradientTarget(patch_size=8, scales=[1], num_bins=4, standardize=True)({"x": x})
+    g = g.reshape(4, 4, 4)
+    assert float(g[:, 1, 0].mean()) > float(g[:, 0, 0].mean()) + 1.0
+    assert GradientTarget(compress="log")({"x": x}).isfinite().all()
+    with pytest.raises(ValueError, match="compress"):
+        GradientTarget(compress="sqrt")
 
 
 def test_gradient_target_orientation_and_ratio_invariance() -> None:

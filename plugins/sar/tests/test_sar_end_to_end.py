@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import polyjepa
 import pytest
 import torch
+
+import polyjepa
 from polyjepa import testing
 
 

@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import polyjepa
 import pytest
 import rasterio
 import torch
+
+import polyjepa
 from polyjepa import testing
 from polyjepa_sar.preprocess import lee_filter, preprocess, robust_stats
 from polyjepa_sar.raster import ChipFolder, RasterTiles, open_sar, write_geotiff

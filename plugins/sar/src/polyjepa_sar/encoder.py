@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from polyjepa import PatchEncoder
 from torch import nn
+
+from polyjepa import PatchEncoder
 
 
 def _image(batch: Any) -> torch.Tensor:
@@ -46,12 +47,17 @@ class GradientTarget(nn.Module):
 
     ``input="log"`` (default) means ``x`` is on a log scale (the readers' normalised dB),
     so averages are taken of ``exp(x)``; ``input="linear"`` takes ``x`` as amplitude.
-    Computed on the fly on the batch's device; no trainable parameters.
+    ``compress="log"`` takes ``log(h + 0.01)`` of the histograms; ``standardize=True``
+    scales each feature to zero mean and unit variance over the batch's valid tokens
+    (the ``sar`` recipe uses it instead of a per-token layer norm, which would erase how
+    strong each patch's gradients are). Computed on the fly on the batch's device; no
+    trainable parameters.
     """
 
     def __init__(self, in_chans: int = 1, patch_size: int = 8,
                  scales: tuple[int, ...] | list[int] = (1, 2, 4), num_bins: int = 8,
-                 cells: int = 1, input: str = "log", eps: float = 1e-4, **_: Any):
+                 cells: int = 1, input: str = "log", eps: float = 1e-4,
+                 compress: str = "none", standardize: bool = False, **_: Any):
         super().__init__()
         if input not in ("log", "linear"):
             raise ValueError(f"input must be 'log' or 'linear', got {input!r}")
@@ -65,6 +71,10 @@ class GradientTarget(nn.Module):
         if self.patch_size % self.cells:
             raise ValueError(f"patch_size {patch_size} is not divisible by cells={cells}")
         self.input = input
+        if compress not in ("none", "log"):
+            raise ValueError(f"compress must be 'none' or 'log', got {compress!r}")
+        self.compress = compress
+        self.standardize = bool(standardize)
         self.eps = float(eps)
         self.embed_dim = self.in_chans * len(self.scales) * self.num_bins * self.cells ** 2
 
@@ -117,7 +127,27 @@ class GradientTarget(nn.Module):
                 hist = hist.reshape(b, c * self.num_bins, gh, self.cells, gw, self.cells)
                 hist = hist.permute(0, 2, 4, 1, 3, 5).reshape(b, gh * gw, -1)
                 feats.append(hist)
-            return torch.cat(feats, dim=-1)
+            out = torch.cat(feats, dim=-1)
+            if self.compress == "log":
+                out = torch.log(out + 0.01)
+            if self.standardize:
+                out = self._standardize(out, batch)
+            return out
+
+    @staticmethod
+    def _standardize(f: torch.Tensor, batch: Any) -> torch.Tensor:
+        """Zero mean, unit variance per feature over the batch's valid tokens.
+
+        Unlike a per-token layer norm this keeps how strong a patch's gradients are
+        relative to the others (targets versus flat clutter).
+        """
+        valid = batch.get("valid") if isinstance(batch, dict) else None
+        flat = f.reshape(-1, f.shape[-1])
+        if valid is not None and valid.shape == f.shape[:2] and bool(valid.any()):
+            flat = flat[valid.reshape(-1).to(torch.bool)]
+        mean = flat.mean(0)
+        std = flat.std(0, unbiased=False) if flat.shape[0] > 1 else torch.ones_like(mean)
+        return (f - mean) / std.clamp_min(1e-6)
 
     def forward(self, batch: Any, keep: torch.Tensor | None = None) -> torch.Tensor:
         f = self.features(batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError, EvalContext, split_indices
 
 
@@ -65,6 +66,7 @@ class ChipClassification:
 def gradient_features(dataset: Any, batch_size: int = 64, **target_kw: Any) -> np.ndarray:
     """Hand-crafted baseline: per-image mean of the ROA-gradient HOG over valid tokens."""
     import torch
+
     from polyjepa import collate, pool_tokens
 
     from .encoder import GradientTarget

@@ -33,9 +33,11 @@ def polyjepa_register_evaluators(register):
 @hookimpl
 def polyjepa_register_datasets(register):
     register("sar.raster", f"{_P}.raster:open_sar",
-             description="GeoTIFF/COG scenes tiled by rasterio windows (or a chip folder)")
+             description="GeoTIFF/COG scenes, Sentinel-1 SAFE and BEAM-DIMAP products, "
+                         "tiled by rasterio windows (or a chip folder)")
     register("sar.chips", f"{_P}.raster:ChipFolder",
-             description="chip folders with one sub-folder per class (MSTAR/OpenSARShip)")
+             description="chip folders with one sub-folder per class (MSTAR/OpenSARShip; "
+                         "GDAL rasters or MSTAR Phoenix files)")
     register("sar.simulated", f"{_P}.simulate:simulated_chips",
              description="SIMULATED speckled target chips, 5 classes (demo data)")
 

@@ -1,8 +1,11 @@
 """Readers: GeoTIFF/COG (anything GDAL opens) tiled by rasterio windows, and chip folders.
 
 :class:`RasterTiles` cuts one or more scenes into ``tile_size`` tiles read window by
-window, so a 25,000 x 17,000 Sentinel-1 scene is never loaded whole. :class:`ChipFolder`
-reads an MSTAR/OpenSARShip-style folder (one sub-folder per class) as a labelled dataset.
+window, so a 25,000 x 17,000 Sentinel-1 scene is never loaded whole; a scene is a raster
+file or a product whose per-polarisation files are stacked as bands through a GDAL VRT
+(Sentinel-1 ``.SAFE``, SNAP BEAM-DIMAP). :class:`ChipFolder` reads an
+MSTAR/OpenSARShip-style folder (one sub-folder per class; GDAL rasters or MSTAR Phoenix
+files) as a labelled dataset.
 Both convert to dB (complex SLC to amplitude first), normalise each band robustly with
 statistics kept in ``state``, and mark tokens whose pixels are mostly nodata invalid.
 """
@@ -13,17 +16,30 @@ import hashlib
 import json
 import math
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
 from polyjepa import ArrayDataset, DataError
 
 from .preprocess import UNITS, normalize, preprocess, robust_stats
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".png", ".jpg", ".jpeg",
-                     ".bmp", ".ntf", ".hdr", ".dim", ".safe")
+                     ".bmp", ".ntf", ".hdr")
+
+# a polarisation token in a file name: s1a-iw-grd-vv-..., Sigma0_VH.img, scene_HH.tif
+_POL_RE = re.compile(r"(?:^|[^a-z0-9])(hh|hv|vh|vv)(?=[^a-z0-9]|$)", re.IGNORECASE)
+_POL_RANK = {"VV": 0, "HH": 0, "VH": 1, "HV": 1}
+
+# GDAL type names for stacking per-polarisation files into one virtual raster
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+               "uint32": "UInt32", "int32": "Int32", "uint64": "UInt64", "int64": "Int64",
+               "float32": "Float32", "float64": "Float64", "complex_int16": "CInt16",
+               "complex64": "CFloat32", "complex128": "CFloat64"}
 
 
 def _rasterio() -> Any:
@@ -37,34 +53,168 @@ def _is_raster(path: Path) -> bool:
         path.suffix.lower() != ".hdr"
 
 
-def find_rasters(data: Any) -> list[Path]:
-    """Raster files named by ``data``: a file, a folder (searched recursively) or a list."""
+def polarisation_of(name: str) -> str | None:
+    """The polarisation (``VV``/``VH``/``HH``/``HV``) named in a file name, if any."""
+    hits = _POL_RE.findall(Path(name).stem)
+    return hits[-1].upper() if hits else None
+
+
+class Scene:
+    """One scene: a raster file, or several single-polarisation files of one product
+    (a Sentinel-1 ``.SAFE`` folder, a SNAP BEAM-DIMAP ``.dim``) stacked as bands."""
+
+    def __init__(self, path: Path, members: list[Path], nodata: float | None = None):
+        self.path, self.members, self.nodata = path, members, nodata
+
+    def __repr__(self) -> str:
+        return f"Scene({str(self.path)!r}, {len(self.members)} file(s))"
+
+
+def _safe_scene(root: Path) -> Scene:
+    """A Sentinel-1 ``.SAFE`` product: its ``measurement/`` TIFFs, one band per polarisation.
+
+    GRD and SLC products have no nodata tag; their zero-valued border fill is nodata.
+    """
+    meas = root / "measurement"
+    files = sorted(p for p in meas.glob("*") if p.suffix.lower() in (".tif", ".tiff")) \
+        if meas.is_dir() else []
+    if not files:
+        raise DataError(f"{root}: Sentinel-1 SAFE product without measurement/*.tiff files "
+                        f"(unzip the full product)")
+    return Scene(root, files, nodata=0.0)
+
+
+def _dimap_scene(dim: Path) -> Scene:
+    """A BEAM-DIMAP product (SNAP): ``name.dim`` plus ``name.data/*.img`` (ENVI), one band each."""
+    data_dir = dim.with_suffix(".data")
+    files = sorted(data_dir.glob("*.img")) if data_dir.is_dir() else []
+    if not files:
+        raise DataError(f"{dim}: BEAM-DIMAP header without band images in {data_dir.name}/")
+    return Scene(dim, files)
+
+
+def find_scenes(data: Any) -> list[Scene]:
+    """Scenes named by ``data``: a file, a product, a folder (searched recursively) or a list.
+
+    A Sentinel-1 ``.SAFE`` folder (or its ``manifest.safe``) and a BEAM-DIMAP ``.dim``
+    each make one multi-band scene; their preview images and per-band files are not read
+    as scenes of their own.
+    """
     if data is None:
         raise DataError("the SAR raster reader needs data: a GeoTIFF, a folder or a list")
     if isinstance(data, (list, tuple)):
-        out: list[Path] = []
+        out: list[Scene] = []
         for d in data:
-            out += find_rasters(d)
+            out += find_scenes(d)
         return out
     path = Path(data)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if _is_raster(p))
-        if not files:
-            raise DataError(f"{path}: no raster files ({', '.join(RASTER_EXTENSIONS[:4])}, ...)")
-        return files
-    return [path]
+    if path.is_file():
+        if path.name.lower() == "manifest.safe":
+            return [_safe_scene(path.parent)]
+        if path.suffix.lower() == ".dim":
+            return [_dimap_scene(path)]
+        return [Scene(path, [path])]
+    if (path / "manifest.safe").is_file():
+        return [_safe_scene(path)]
+    if path.suffix.lower() == ".data" and path.with_suffix(".dim").is_file():
+        return [_dimap_scene(path.with_suffix(".dim"))]
+    scenes = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        here = Path(dirpath)
+        if "manifest.safe" in filenames:
+            scenes.append(_safe_scene(here))
+            dirnames.clear()
+            continue
+        dims = {n[:-4] for n in filenames if n.lower().endswith(".dim")}
+        dirnames[:] = sorted(d for d in dirnames
+                             if not (d.lower().endswith(".data") and d[:-5] in dims))
+        for name in sorted(filenames):
+            f = here / name
+            if f.suffix.lower() == ".dim":
+                scenes.append(_dimap_scene(f))
+            elif _is_raster(f):
+                scenes.append(Scene(f, [f]))
+    if not scenes:
+        raise DataError(f"{path}: no raster files ({', '.join(RASTER_EXTENSIONS[:4])}, ...) "
+                        f"or SAR products (.SAFE, .dim)")
+    return sorted(scenes, key=lambda s: str(s.path))
 
 
-def _open(path: Path) -> Any:
+def find_rasters(data: Any) -> list[Path]:
+    """Paths of the scenes named by ``data`` (see :func:`find_scenes`)."""
+    return [s.path for s in find_scenes(data)]
+
+
+def _open(path: Path, source: Any = None) -> Any:
+    """Open ``source`` (default ``path``) with rasterio; errors name ``path``."""
     rio = _rasterio()
     try:
-        with _quiet():
-            return rio.open(path)
+        with _quiet(), warnings.catch_warnings():
+            # chips and radar-geometry products often carry no georeferencing; the tile
+            # index then holds pixel bounds and no CRS
+            warnings.simplefilter("ignore", rio.errors.NotGeoreferencedWarning)
+            return rio.open(path if source is None else source)
     except Exception as exc:
         raise DataError(f"{path}: cannot open as a raster (corrupt, truncated or not a "
                         f"format GDAL reads): {exc}") from exc
+
+
+def _stack_vrt(scene: Scene) -> str:
+    """A GDAL VRT document stacking the scene's single-band files as named bands."""
+    from xml.sax.saxutils import escape
+
+    members = []
+    for f in scene.members:
+        with _open(f) as ds:
+            members.append((f, ds.count, ds.width, ds.height, list(ds.dtypes), ds.nodata,
+                            ds.crs, ds.transform, ds.gcps))
+    w, h = members[0][2], members[0][3]
+    for f, _, fw, fh, *_rest in members:
+        if (fw, fh) != (w, h):
+            raise DataError(f"{scene.path}: {f.name} is {fw} x {fh}, {members[0][0].name} is "
+                            f"{w} x {h}; the bands of one product must align")
+
+    def rank(m: tuple) -> tuple:
+        pol = polarisation_of(m[0].name)
+        return (_POL_RANK.get(pol or "", 2), pol or "", m[0].name)
+
+    members.sort(key=rank)
+    _, _, _, _, _, _, crs, transform, (gcps, gcp_crs) = members[0]
+    parts = [f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">']
+    if gcps:
+        wkt = escape(gcp_crs.to_wkt()) if gcp_crs else ""
+        parts.append(f'<GCPList Projection="{wkt}">')
+        parts += [f'<GCP Id="{escape(str(g.id))}" Pixel="{g.col}" Line="{g.row}" X="{g.x}" '
+                  f'Y="{g.y}" Z="{g.z or 0.0}"/>' for g in gcps]
+        parts.append("</GCPList>")
+    elif not transform.is_identity:
+        if crs:
+            parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
+        parts.append("<GeoTransform>" + ", ".join(repr(float(v)) for v in transform.to_gdal())
+                     + "</GeoTransform>")
+    band = 0
+    for f, count, _, _, dtypes, nodata, *_rest in members:
+        pol = polarisation_of(f.name)
+        for b in range(1, count + 1):
+            band += 1
+            dtype = _GDAL_TYPES.get(dtypes[b - 1])
+            if dtype is None:
+                raise DataError(f"{f}: unsupported pixel type {dtypes[b - 1]}")
+            desc = f.stem if count == 1 else f"{f.stem}:{b}"
+            nd = nodata if nodata is not None else scene.nodata
+            parts.append(f'<VRTRasterBand dataType="{dtype}" band="{band}">')
+            parts.append(f"<Description>{escape(desc)}</Description>")
+            if pol:
+                parts.append(f'<Metadata><MDI key="POLARISATION">{pol}</MDI></Metadata>')
+            if nd is not None:
+                parts.append(f"<NoDataValue>{float(nd)!r}</NoDataValue>")
+            parts.append(f'<SimpleSource><SourceFilename relativeToVRT="0">'
+                         f"{escape(str(f.resolve()))}</SourceFilename>"
+                         f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>")
+    parts.append("</VRTDataset>")
+    return "".join(parts)
 
 
 class _quiet:
@@ -89,6 +239,10 @@ def _select_bands(ds: Any, bands: Any, path: Path) -> list[int]:
         desc = (ds.descriptions[i - 1] or "").upper()
         tags = {k.upper(): str(v).upper() for k, v in ds.tags(i).items()}
         names.append({desc, tags.get("POLARISATION", ""), tags.get("POLARIZATION", "")} - {""})
+    if ds.count == 1 and not names[0] & set(_POL_RANK):
+        pol = polarisation_of(path.name)  # s1a-iw-grd-vv-....tiff: the name says VV
+        if pol:
+            names[0].add(pol)
     out = []
     for b in bands:
         if isinstance(b, int) or (isinstance(b, str) and b.isdigit()):
@@ -105,13 +259,83 @@ def _select_bands(ds: Any, bands: Any, path: Path) -> list[int]:
     return out
 
 
-def _bounds(tr: Any, row: int, col: int, size: int) -> tuple[float, float, float, float]:
-    """``(left, bottom, right, top)`` of a ``size`` tile at ``(row, col)`` in map units."""
-    xs, ys = [], []
-    for r, c in ((row, col), (row + size, col), (row, col + size), (row + size, col + size)):
-        xs.append(tr.a * c + tr.b * r + tr.c)
-        ys.append(tr.d * c + tr.e * r + tr.f)
-    return float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+def _polarisations(ds: Any, bands: list[int], path: Path) -> list[str | None]:
+    """The polarisation of each selected band (tag, description or file name), if known."""
+    out: list[str | None] = []
+    for b in bands:
+        tags = {k.upper(): str(v).upper() for k, v in ds.tags(b).items()}
+        pol = tags.get("POLARISATION") or tags.get("POLARIZATION")
+        if pol not in _POL_RANK:
+            desc = (ds.descriptions[b - 1] or "").upper()
+            pol = desc if desc in _POL_RANK else None
+        if pol is None and ds.count == 1:
+            pol = polarisation_of(path.name)
+        out.append(pol)
+    return out
+
+
+def _georef(ds: Any) -> tuple[Any, str | None]:
+    """``(pixel -> map function, CRS string)``: the geotransform, or the GCPs of
+    products that ship tie points instead (Sentinel-1 GRD/SLC measurement TIFFs)."""
+    gcps, gcp_crs = ds.gcps
+    tr = ds.transform
+    if gcps and tr.is_identity:
+        from rasterio.transform import GCPTransformer
+
+        gt = GCPTransformer(gcps)
+
+        def to_map(rows: list[float], cols: list[float]) -> tuple[list[float], list[float]]:
+            xs, ys = gt.xy(rows, cols, offset="ul")
+            return list(np.atleast_1d(xs)), list(np.atleast_1d(ys))
+
+        return to_map, gcp_crs.to_string() if gcp_crs else None
+
+    def affine(rows: list[float], cols: list[float]) -> tuple[list[float], list[float]]:
+        return ([tr.a * c + tr.b * r + tr.c for r, c in zip(rows, cols)],
+                [tr.d * c + tr.e * r + tr.f for r, c in zip(rows, cols)])
+
+    return affine, ds.crs.to_string() if ds.crs else None
+
+
+def _bounds(to_map: Any, rows: list[int], cols: list[int], size: int
+            ) -> list[tuple[float, float, float, float]]:
+    """``(left, bottom, right, top)`` in map units of ``size`` tiles at ``(rows, cols)``."""
+    if not rows:
+        return []
+    r = np.repeat(np.asarray(rows, np.float64), 4) + np.tile([0, size, 0, size], len(rows))
+    c = np.repeat(np.asarray(cols, np.float64), 4) + np.tile([0, 0, size, size], len(cols))
+    xs, ys = to_map(r.tolist(), c.tolist())
+    xs = np.asarray(xs, np.float64).reshape(-1, 4)
+    ys = np.asarray(ys, np.float64).reshape(-1, 4)
+    return [(float(a), float(b), float(c_), float(d)) for a, b, c_, d in
+            zip(xs.min(1), ys.min(1), xs.max(1), ys.max(1))]
+
+
+def _resolve_units(ds: Any, bands: list[int], units: str, path: Path,
+                   nodata: float | None = None) -> str:
+    """The units of a whole file, decided once (never tile by tile).
+
+    ``auto``: complex and unsigned-integer data are amplitude; float or signed data are
+    dB when a decimated read (at most 512 x 512) holds negative valid values.
+    """
+    if units != "auto":
+        return units
+    kinds = {str(ds.dtypes[b - 1]) for b in bands}
+    if any(k.startswith("complex") for k in kinds) or all(k.startswith("uint") for k in kinds):
+        return "amplitude"
+    step = max(1, math.ceil(max(ds.height, ds.width) / 512))
+    shape = (len(bands), max(1, ds.height // step), max(1, ds.width // step))
+    try:
+        with _quiet():
+            x = ds.read(bands, out_shape=shape, masked=True)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the data (truncated or corrupt file?): "
+                        f"{exc}") from exc
+    vals = np.ma.compressed(x) if np.ma.isMaskedArray(x) else np.asarray(x).ravel()
+    vals = vals[np.isfinite(vals)]
+    if nodata is not None:
+        vals = vals[vals != nodata]
+    return "db" if vals.size and float(vals.min()) < 0 else "amplitude"
 
 
 def _token_valid(pixel_valid: np.ndarray, patch: int, min_valid: float) -> np.ndarray:
@@ -122,11 +346,12 @@ def _token_valid(pixel_valid: np.ndarray, patch: int, min_valid: float) -> np.nd
     return (v >= min_valid).reshape(-1)
 
 
-def _read(ds: Any, path: Path, bands: list[int], window: Any, size: tuple[int, int]
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _read(ds: Any, path: Path, bands: list[int], window: Any, size: tuple[int, int],
+          nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``[C, h, w]`` and pixel validity ``[h, w]`` of a window.
 
-    The part of the window outside the image is zero and invalid (padding).
+    Invalid: the file's nodata / mask, non-finite values and, when given, pixels equal to
+    ``nodata`` in any band. The part of the window outside the image is zero and invalid.
     """
     from rasterio.windows import Window
 
@@ -144,6 +369,8 @@ def _read(ds: Any, path: Path, bands: list[int], window: Any, size: tuple[int, i
         raise DataError(f"{path}: cannot read window {window} (truncated or corrupt "
                         f"file?): {exc}") from exc
     valid_in = (m > 0).all(axis=0)
+    if nodata is not None:
+        valid_in &= (x != nodata).all(axis=0)
     if np.issubdtype(x.dtype, np.floating) or np.iscomplexobj(x):
         valid_in &= np.isfinite(x).all(axis=0)
     if x.shape[1:] == (h, w):
@@ -168,8 +395,11 @@ class RasterTiles(torch.utils.data.Dataset):
     ``valid`` bool ``[N]`` over the ``patch_size`` token grid (a token is valid when at
     least ``min_valid`` of its pixels are valid: inside the image, not nodata, finite),
     ``group`` (the scene index). ``index[i]`` holds the tile's file, window, CRS and
-    bounds (the georeferenced tile index). With ``cache_dir`` decoded tiles are kept in
-    a memory-mapped array so epochs after the first decode nothing.
+    bounds (the georeferenced tile index; from the geotransform, or from the GCPs of
+    Sentinel-1 products). ``units`` is decided once per file (``auto``: see
+    :func:`_resolve_units`). ``nodata`` adds a value treated as nodata in every file. With
+    ``cache_dir`` (default: the ``POLYJEPA_SAR_CACHE`` environment variable) decoded tiles
+    are kept in a memory-mapped array so epochs after the first decode nothing.
     """
 
     def __init__(self, data: Any = None, tile_size: int = 64, stride: int | None = None,
@@ -177,13 +407,17 @@ class RasterTiles(torch.utils.data.Dataset):
                  speckle_filter: str | None = None, filter_size: int = 5, looks: float = 1.0,
                  patch_size: int = 8, min_valid: float = 0.5, min_tile_valid: float = 0.25,
                  max_tiles: int | None = None, stats_tiles: int = 32, seed: int = 0,
-                 cache_dir: str | None = None, state: dict[str, Any] | None = None):
+                 cache_dir: str | None = None, nodata: float | None = None,
+                 state: dict[str, Any] | None = None):
         if units not in UNITS:
             raise DataError(f"units must be one of {UNITS}, got {units!r}")
         if tile_size < patch_size or tile_size % patch_size:
             raise DataError(f"tile_size {tile_size} must be a multiple of patch_size "
                             f"{patch_size}")
-        self.files = find_rasters(data)
+        self.scenes = find_scenes(data)
+        self.files = [s.path for s in self.scenes]
+        self._sources = [None if s.members == [s.path] else _stack_vrt(s) for s in self.scenes]
+        self.nodata = None if nodata is None else float(nodata)
         self.tile_size, self.patch = int(tile_size), int(patch_size)
         self.stride = int(stride or tile_size)
         self.min_valid = float(min_valid)
@@ -192,6 +426,7 @@ class RasterTiles(torch.utils.data.Dataset):
                         "looks": looks}
         self._handles: dict[int, Any] = {}
         self.bands: list[list[int]] = []
+        self.units: list[str] = []
         self.index: list[dict[str, Any]] = []
         n_chans = None
         for fi, path in enumerate(self.files):
@@ -202,7 +437,18 @@ class RasterTiles(torch.utils.data.Dataset):
                                 f"have {n_chans}")
             n_chans = len(sel)
             self.bands.append(sel)
+            self.units.append(_resolve_units(ds, sel, units, path, self.nodata))
             self.index += self._tiles(fi, ds, path, sel, min_tile_valid)
+        self.polarisations = [_polarisations(self._ds(fi), sel, self.files[fi])
+                              for fi, sel in enumerate(self.bands)]
+        known = {tuple(p) for p in self.polarisations if None not in p}
+        if len(known) > 1:
+            first = next(i for i, p in enumerate(self.polarisations) if tuple(p) in known)
+            other = next(i for i, p in enumerate(self.polarisations)
+                         if None not in p and p != self.polarisations[first])
+            warnings.warn(f"{self.files[other]}: bands {self.polarisations[other]} where "
+                          f"{self.files[first]} has {self.polarisations[first]}; channels "
+                          f"mix polarisations (choose them with bands=[...])", stacklevel=2)
         if not self.index:
             raise DataError(f"{self.files[0]}: no tile with enough valid pixels")
         if max_tiles is not None and len(self.index) > max_tiles:
@@ -219,6 +465,7 @@ class RasterTiles(torch.utils.data.Dataset):
             self.stats = self._stats(stats_tiles, seed)
         self.state = {"stats": self.stats, "bands": self.in_chans, **self.prep_kw}
         self.encoder_hints = {"in_chans": self.in_chans, "patch_size": self.patch, "ndim": 2}
+        cache_dir = cache_dir or os.environ.get("POLYJEPA_SAR_CACHE") or None
         self._cache_dir = cache_dir
         self._cache = self._open_cache(cache_dir) if cache_dir else None
 
@@ -226,7 +473,7 @@ class RasterTiles(torch.utils.data.Dataset):
     def _ds(self, fi: int) -> Any:
         ds = self._handles.get(fi)
         if ds is None or ds.closed:
-            ds = self._handles[fi] = _open(self.files[fi])
+            ds = self._handles[fi] = _open(self.files[fi], self._sources[fi])
         return ds
 
     def __getstate__(self) -> dict[str, Any]:
@@ -260,30 +507,38 @@ class RasterTiles(torch.utils.data.Dataset):
         rows, cols = self._starts(ds.height), self._starts(ds.width)
         all_valid = all(MaskFlags.all_valid in ds.mask_flag_enums[b - 1] for b in bands)
         coarse = None
-        if not all_valid:
-            # decimated mask read (one value per patch), to drop tiles of nodata only
-            gh = max(1, math.ceil(ds.height / self.patch))
-            gw = max(1, math.ceil(ds.width / self.patch))
+        if not all_valid or self.nodata is not None:
+            # decimated mask read (one value per patch, at most 16 x 16 per tile), to drop
+            # tiles of nodata only
+            step = max(self.patch, t // 16)
+            gh = max(1, math.ceil(ds.height / step))
+            gw = max(1, math.ceil(ds.width / step))
+            shape = (len(bands), gh, gw)
             try:
                 with _quiet():
-                    m = ds.read_masks(bands, out_shape=(len(bands), gh, gw),
+                    m = ds.read_masks(bands, out_shape=shape,
                                       resampling=rio.enums.Resampling.nearest)
+                    coarse = (m > 0).all(axis=0)
+                    if self.nodata is not None:
+                        d = ds.read(bands, out_shape=shape,
+                                    resampling=rio.enums.Resampling.nearest)
+                        coarse &= (d != self.nodata).all(axis=0)
             except Exception as exc:
                 raise DataError(f"{path}: cannot read the nodata mask: {exc}") from exc
-            coarse = (m > 0).all(axis=0)
-        crs = ds.crs.to_string() if ds.crs else None
-        out = []
+        to_map, crs = _georef(ds)
+        kept = []
         for r in rows:
             for c in cols:
                 if coarse is not None:
-                    p = self.patch
+                    p = step
                     share = coarse[r // p:(r + t) // p, c // p:(c + t) // p].mean() \
                         if coarse[r // p:(r + t) // p, c // p:(c + t) // p].size else 0.0
                     if share < min_tile_valid:
                         continue
-                out.append({"file": fi, "row": r, "col": c, "crs": crs,
-                            "bounds": _bounds(ds.transform, r, c, t)})
-        return out
+                kept.append((r, c))
+        bounds = _bounds(to_map, [r for r, _ in kept], [c for _, c in kept], t)
+        return [{"file": fi, "row": r, "col": c, "crs": crs, "bounds": b}
+                for (r, c), b in zip(kept, bounds)]
 
     # -- statistics and cache ------------------------------------------------------------
     def _raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,8 +548,8 @@ class RasterTiles(torch.utils.data.Dataset):
         fi = info["file"]
         t = self.tile_size
         x, valid = _read(self._ds(fi), self.files[fi], self.bands[fi],
-                         Window(info["col"], info["row"], t, t), (t, t))
-        return _prep(x, valid, self.prep_kw), valid
+                         Window(info["col"], info["row"], t, t), (t, t), self.nodata)
+        return _prep(x, valid, {**self.prep_kw, "units": self.units[fi]}), valid
 
     def _stats(self, n: int, seed: int) -> dict[str, list[float]]:
         rng = np.random.default_rng(seed)
@@ -308,7 +563,8 @@ class RasterTiles(torch.utils.data.Dataset):
 
     def _open_cache(self, cache_dir: str) -> dict[str, Any]:
         key = json.dumps({"files": [[str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size]
-                                    for p in self.files],
+                                    for s in self.scenes for p in s.members],
+                          "units": self.units, "nodata": self.nodata,
                           "tiles": [(t["file"], t["row"], t["col"]) for t in self.index],
                           "tile": self.tile_size, "bands": self.bands, "prep": self.prep_kw,
                           "stats": self.stats}, sort_keys=True)
@@ -329,6 +585,22 @@ class RasterTiles(torch.utils.data.Dataset):
                 arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
             cache[name] = arr
         return cache
+
+    def write_index(self, path: str | Path) -> Path:
+        """Write the georeferenced tile index as CSV, one row per item in dataset order
+        (the row order of ``polyjepa.embed``): item, file, row, col, size, CRS, bounds."""
+        import csv
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["item", "file", "row", "col", "size", "crs", "left", "bottom",
+                        "right", "top"])
+            for i, t in enumerate(self.index):
+                w.writerow([i, str(self.files[t["file"]]), t["row"], t["col"],
+                            self.tile_size, t["crs"] or "", *(repr(v) for v in t["bounds"])])
+        return path
 
     # -- items ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -380,19 +652,90 @@ def _fit(x: np.ndarray, valid: np.ndarray, size: int, mode: str) -> tuple[np.nda
     return out, ov
 
 
-class ChipFolder(ArrayDataset):
-    """Labelled chips in class sub-folders: ``root/<class>/<chip>.tif`` (MSTAR/OpenSARShip).
+_MSTAR_MAGIC = b"[PhoenixHeaderVer"
+_PREVIEWS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+_NOT_MSTAR = (*RASTER_EXTENSIONS, ".htm", ".html", ".txt", ".xml", ".json", ".csv", ".md",
+              ".dim", ".safe", ".npy")
 
-    Chips are read with rasterio (any GDAL format), converted to dB, centre-cropped or
-    zero-padded (``fit="crop"``) or resized (``fit="resize"``) to ``chip_size``, and
-    normalised per band. ``state`` keeps the class names and the statistics so that new
-    data gets the same label numbering.
+
+def _is_mstar(path: Path) -> bool:
+    """An MSTAR chip or scene in the Phoenix format (ASCII header, big-endian data)."""
+    if not path.is_file() or path.suffix.lower() in _NOT_MSTAR:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_MSTAR_MAGIC)) == _MSTAR_MAGIC
+    except OSError:
+        return False
+
+
+def _is_chip(path: Path) -> bool:
+    return _is_raster(path) or _is_mstar(path)
+
+
+def read_mstar(path: str | Path) -> tuple[np.ndarray, dict[str, str]]:
+    """Magnitude ``[1, H, W]`` float32 and the header of an MSTAR Phoenix-format file.
+
+    The file is an ASCII header (``name= value`` lines up to ``[EndofPhoenixHeader]``),
+    an optional native header of ``native_header_length`` bytes, then big-endian data:
+    float32 magnitude followed by float32 phase for target chips, or uint16 magnitude
+    for full scenes. The phase is not used (the readers work on amplitude).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from exc
+    end = raw.find(b"[EndofPhoenixHeader]")
+    if not raw.startswith(_MSTAR_MAGIC) or end < 0:
+        raise DataError(f"{path}: not an MSTAR Phoenix file (no complete Phoenix header)")
+    header = {}
+    for line in raw[:end].decode("ascii", errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            header[key.strip()] = value.strip()
+    try:
+        offset = int(header["PhoenixHeaderLength"]) + int(header.get("native_header_length", 0))
+        rows, cols = int(header["NumberOfRows"]), int(header["NumberOfColumns"])
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: MSTAR header lacks a valid {exc} field") from exc
+    n = rows * cols
+    size = len(raw) - offset
+    if n >= 1 and (size >= 8 * n or size == 4 * n):  # chips: float32 magnitude (+ phase)
+        mag = np.frombuffer(raw, ">f4", n, offset).astype(np.float32)
+    elif n >= 1 and size == 2 * n:  # full scenes: 16-bit magnitude
+        mag = np.frombuffer(raw, ">u2", n, offset).astype(np.float32)
+    else:
+        raise DataError(f"{path}: truncated MSTAR file ({size} data bytes for {rows} x "
+                        f"{cols} pixels of magnitude and phase)")
+    return mag.reshape(1, rows, cols), header
+
+
+class _MstarBands:
+    """The band view of an MSTAR file for band selection (one unnamed band)."""
+
+    count = 1
+    descriptions = (None,)
+
+    def tags(self, i: int) -> dict[str, str]:
+        return {}
+
+
+class ChipFolder(ArrayDataset):
+    """Labelled chips in class sub-folders: ``root/<class>/**/<chip>`` (MSTAR/OpenSARShip).
+
+    Chips are read with rasterio (any GDAL format) or, for MSTAR's Phoenix-format files
+    (``HB03333.015``; JPEG renderings beside them are then skipped), by
+    :func:`read_mstar`; converted to dB (``units`` decided once for the folder),
+    centre-cropped or zero-padded (``fit="crop"``) or resized (``fit="resize"``) to
+    ``chip_size``, and normalised per band. ``state`` keeps the class names and the
+    statistics so that new data gets the same label numbering.
     """
 
     def __init__(self, data: Any = None, chip_size: int = 64, fit: str = "crop",
                  bands: Any = None, units: str = "auto", transform: str = "db",
                  speckle_filter: str | None = None, filter_size: int = 5, looks: float = 1.0,
-                 patch_size: int = 8, min_valid: float = 0.5,
+                 patch_size: int = 8, min_valid: float = 0.5, nodata: float | None = None,
                  state: dict[str, Any] | None = None, **_: Any):
         if data is None:
             raise DataError("the SAR chip reader needs a folder with one sub-folder per class")
@@ -402,7 +745,7 @@ class ChipFolder(ArrayDataset):
         if chip_size % patch_size:
             raise DataError(f"chip_size {chip_size} must be a multiple of patch_size {patch_size}")
         found = sorted(d.name for d in root.iterdir()
-                       if d.is_dir() and any(_is_raster(p) for p in d.rglob("*")))
+                       if d.is_dir() and any(_is_chip(p) for p in d.rglob("*")))
         if not found:
             raise DataError(f"{root}: no class sub-folders holding raster chips")
         classes = list(state["classes"]) if state and "classes" in state else found
@@ -412,24 +755,48 @@ class ChipFolder(ArrayDataset):
                             f"{classes}")
         prep_kw = {"units": units, "transform": transform, "speckle_filter": speckle_filter,
                    "filter_size": filter_size, "looks": looks}
-        xs, vs, ys = [], [], []
+        files = {name: sorted(p for p in (root / name).rglob("*") if _is_chip(p))
+                 for name in found}
+        if any(not _is_raster(p) for ps in files.values() for p in ps):
+            # MSTAR releases ship 8-bit renderings beside the Phoenix files: skip them
+            files = {k: [p for p in ps if p.suffix.lower() not in _PREVIEWS]
+                     for k, ps in files.items()}
+        raw, ys = [], []
         n_chans = None
         for name in found:
-            for path in sorted(p for p in (root / name).rglob("*") if _is_raster(p)):
+            for path in files[name]:
+                if not _is_raster(path):  # MSTAR Phoenix-format chip
+                    amp, _ = read_mstar(path)
+                    sel = _select_bands(_MstarBands(), bands, path)
+                    if n_chans is not None and len(sel) != n_chans:
+                        raise DataError(f"{path}: 1 band, other chips have {n_chans}")
+                    n_chans = 1
+                    valid = np.isfinite(amp[0])
+                    if nodata is not None:
+                        valid &= amp[0] != nodata
+                    raw.append((path, amp, valid))
+                    ys.append(classes.index(name))
+                    continue
                 with _open(path) as ds:
                     b = _select_bands(ds, bands, path)
                     if n_chans is not None and len(b) != n_chans:
                         raise DataError(f"{path}: {len(b)} bands, other chips have {n_chans}")
                     n_chans = len(b)
-                    x, valid = _read(ds, path, b, None, (ds.height, ds.width))
-                try:
-                    x = _prep(x, valid, prep_kw)
-                except ValueError as exc:
-                    raise DataError(f"{path}: {exc}") from exc
-                x, valid = _fit(x, valid, chip_size, fit)
-                xs.append(x)
-                vs.append(valid)
+                    raw.append((path, *_read(ds, path, b, None, (ds.height, ds.width), nodata)))
                 ys.append(classes.index(name))
+        if units == "auto":  # one decision for the whole folder, never chip by chip
+            neg = any(not np.iscomplexobj(x) and bool((x[:, v] < 0).any()) for _, x, v in raw)
+            units = "db" if neg else "amplitude"
+            prep_kw["units"] = units
+        xs, vs = [], []
+        for path, x, valid in raw:
+            try:
+                x = _prep(x, valid, prep_kw)
+            except ValueError as exc:
+                raise DataError(f"{path}: {exc}") from exc
+            x, valid = _fit(x, valid, chip_size, fit)
+            xs.append(x)
+            vs.append(valid)
         if state and "stats" in state:
             stats = state["stats"]
             if len(stats["median"]) != n_chans:
@@ -448,12 +815,23 @@ class ChipFolder(ArrayDataset):
         self.encoder_hints = {"in_chans": int(n_chans), "patch_size": int(patch_size), "ndim": 2}
 
 
+def _is_product(path: Path) -> bool:
+    """A Sentinel-1 SAFE folder, a BEAM-DIMAP header or its ``.data`` folder."""
+    if path.is_dir():
+        return (path / "manifest.safe").is_file() or (
+            path.suffix.lower() == ".data" and path.with_suffix(".dim").is_file())
+    return path.suffix.lower() == ".dim" or path.name.lower() == "manifest.safe"
+
+
 def _looks_like_chips(path: Path) -> bool:
-    if not path.is_dir():
+    if not path.is_dir() or _is_product(path):
         return False
-    if any(_is_raster(p) for p in path.iterdir()):
+    if any(_is_chip(p) or _is_product(p) for p in path.iterdir()):
         return False
-    return any(d.is_dir() and any(_is_raster(p) for p in d.iterdir()) for d in path.iterdir())
+    subdirs = [d for d in path.iterdir() if d.is_dir() and not _is_product(d)]
+    # chips directly in class folders, or MSTAR files at any depth (T72/SN_132/HB03333.015)
+    return any(any(_is_chip(p) for p in d.iterdir()) for d in subdirs) or \
+        any(_is_mstar(p) for d in subdirs for p in d.rglob("*"))
 
 
 def open_sar(data: Any = None, **kwargs: Any) -> Any:

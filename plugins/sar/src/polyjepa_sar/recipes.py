@@ -28,9 +28,11 @@ def sar_recipe() -> dict[str, Any]:
         "masker": {"name": "sar.local_blocks", "num_targets": 2, "blocks_per_target": 4,
                    "block_size": [1, 2]},
         "predictor": {"name": "transformer", "dim": 96, "depth": 3, "num_heads": 4},
-        "target": {"kind": "encoder", "normalize": True,
+        # per-feature batch standardisation instead of a per-token layer norm: the layer
+        # norm would erase how strong a patch's gradients are, the main target cue
+        "target": {"kind": "encoder", "normalize": False,
                    "encoder": {"name": "sar.gradient_target", "scales": [1, 2, 4],
-                               "num_bins": 8, "cells": 1}},
+                               "num_bins": 8, "cells": 1, "standardize": True}},
         "loss": {"name": "mse"},
         "evaluators": ["rankme", "sar.chip_classification", "sar.gradient_baseline"],
         "demo": _DEMO,
