@@ -33,15 +33,17 @@ from polyjepa_lidar.pillars import HEIGHT_STATS
 
 SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
                              Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-MODEL = {"encoder.embed_dim": 64, "encoder.depth": 3, "encoder.num_heads": 4,
+MODEL = {"encoder.embed_dim": 64, "encoder.depth": 2, "encoder.num_heads": 4,
          "predictor.dim": 32, "predictor.depth": 2, "predictor.num_heads": 2}
 SEEDS = (0, 1, 2)
 
 
-def _probe(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    res = [probe_pillars(vectors, labels, groups, seed=s) for s in SEEDS]
-    return (float(np.mean([r["pillar_acc"] for r in res])),
-            float(np.mean([r["pillar_miou"] for r in res])))
+def _probe(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, hist: np.ndarray,
+           classes: np.ndarray) -> tuple[float, float, float, float]:
+    res = [probe_pillars(vectors, labels, groups, seed=s, hist=hist, classes=classes)
+           for s in SEEDS]
+    return tuple(float(np.mean([r[k] for r in res]))  # type: ignore[return-value]
+                 for k in ("pillar_acc", "pillar_miou", "point_acc", "point_miou"))
 
 
 def _rank(vectors: np.ndarray) -> float:
@@ -50,7 +52,7 @@ def _rank(vectors: np.ndarray) -> float:
     return pj.effective_rank(vectors[idx])
 
 
-def _rows(name: str, run: pj.Run, eval_ds: object) -> list[tuple]:
+def _rows(name: str, run: pj.Run, eval_ds: LidarDataset) -> list[tuple]:
     enc = pj.load_encoder(run.path)
     cfg = run.config["encoder"]
     args = {k: v for k, v in cfg.items() if k != "name"}
@@ -59,12 +61,13 @@ def _rows(name: str, run: pj.Run, eval_ds: object) -> list[tuple]:
     rows = []
     for label, model in (("pretrained (JEPA)", enc), ("random init", rand)):
         arr = pillar_embeddings(model, eval_ds, batch_size=16)
-        acc, miou = _probe(arr["embeddings"], arr["labels"], arr["groups"])
-        rows.append((name, label, acc, miou, _rank(arr["embeddings"]),
+        hist = eval_ds.class_counts(arr["index"])
+        scores = _probe(arr["embeddings"], arr["labels"], arr["groups"], hist, eval_ds.classes)
+        rows.append((name, label, *scores, _rank(arr["embeddings"]),
                      arr["embeddings"].shape[1], len(arr["labels"])))
     feats = arr["features"][:, list(HEIGHT_STATS)]
-    acc, miou = _probe(feats, arr["labels"], arr["groups"])
-    rows.append((name, "height statistics", acc, miou, _rank(feats), feats.shape[1],
+    scores = _probe(feats, arr["labels"], arr["groups"], hist, eval_ds.classes)
+    rows.append((name, "height statistics", *scores, _rank(feats), feats.shape[1],
                  len(arr["labels"])))
     return rows
 
@@ -75,7 +78,7 @@ def bench_las(out: Path, steps: int) -> list[tuple]:
         print(f"no LAS file under {SHARED / 'lidar' / 'las'}; skipping the LAS benchmark")
         return []
     ov = {**MODEL, "dataset.grid": 16, "dataset.tile": 10.0, "dataset.tile_stride": 2.5,
-          "train.batch_size": 32, "train.warmup_steps": steps // 10, "train.lr": 1e-3,
+          "train.batch_size": 16, "train.warmup_steps": steps // 10, "train.lr": 1e-3,
           "train.rankme_every": steps, "train.checkpoint_every": steps}
     run = pj.pretrain("lidar", data=las[0], out=out / "las", steps=steps, overrides=ov,
                       progress=False)
@@ -87,8 +90,8 @@ def bench_las(out: Path, steps: int) -> list[tuple]:
 
 def bench_sim(out: Path, steps: int) -> list[tuple]:
     ov = {**MODEL, "dataset.name": "lidar.simulated", "dataset.n_scenes": 192,
-          "dataset.grid": 16, "dataset.extent": 24.0, "train.batch_size": 16, "train.warmup_steps": steps // 10,
-          "train.lr": 1e-3, "train.rankme_every": steps, "train.checkpoint_every": steps}
+          "dataset.grid": 16, "dataset.extent": 24.0, "train.batch_size": 16,
+          "train.warmup_steps": steps // 10, "train.lr": 1e-3, "train.rankme_every": steps, "train.checkpoint_every": steps}
     run = pj.pretrain("lidar", data=None, out=out / "sim", steps=steps, overrides=ov,
                       progress=False)
     eval_ds = simulated_dataset(n_scenes=64, sim_seed=1, extent=24.0,
@@ -100,21 +103,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300, help="pre-training steps on LAS")
     ap.add_argument("--sim-steps", type=int, default=300, help="pre-training steps, simulated")
+    ap.add_argument("--dim", type=int, default=64, help="encoder width")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory() if args.out is None else None
     out = Path(args.out or tmp.name)
+    MODEL["encoder.embed_dim"] = args.dim
     t0 = time.time()
     rows = bench_las(out, args.steps) + bench_sim(out, args.sim_steps)
     print()
-    print("per-pillar semantic linear probe (frozen features; mean over 3 group splits)")
-    head = f"{'data':<17}{'features':<20}{'acc':>7}{'mIoU':>7}{'RankMe':>8}{'dim':>5}{'pillars':>9}"
+    print("semantic linear probe on frozen pillar vectors (mean over 3 group splits); "
+          "pt-: every point takes its pillar's class")
+    head = (f"{'data':<17}{'features':<20}{'acc':>7}{'mIoU':>7}{'pt-acc':>8}{'pt-mIoU':>9}"
+            f"{'RankMe':>8}{'dim':>5}{'pillars':>9}")
     print(head)
     print("-" * len(head))
-    for name, label, acc, miou, rank, dim, n in rows:
-        print(f"{name:<17}{label:<20}{acc:>7.3f}{miou:>7.3f}{rank:>8.1f}{dim:>5}{n:>9}")
-    print(f"\n({time.time() - t0:.0f} s; LAS {args.steps} steps, simulated "
-          f"{args.sim_steps} steps, CPU)")
+    for name, label, acc, miou, pacc, pmiou, rank, dim, n in rows:
+        print(f"{name:<17}{label:<20}{acc:>7.3f}{miou:>7.3f}{pacc:>8.3f}{pmiou:>9.3f}"
+              f"{rank:>8.1f}{dim:>5}{n:>9}")
+    print(f"\n({time.time() - t0:.0f} s; encoder width {args.dim}, depth 2; LAS "
+          f"{args.steps} steps, simulated {args.sim_steps} steps, batch 16, CPU)")
     if tmp is not None:
         tmp.cleanup()
 

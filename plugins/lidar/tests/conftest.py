@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
@@ -33,6 +34,26 @@ def las_file() -> Path:
     if not files:
         pytest.skip(f"shared LAS data not found in {LAS_DIR}")
     return files[0]
+
+
+@pytest.fixture
+def semantic_kitti(kitti_dir, tmp_path):
+    """A SemanticKITTI-style sequence of real scans; labels from height (road / building),
+    with instance ids in the upper 16 bits."""
+    root, scans = tmp_path, ("000000", "000001")
+    velo = root / "sequences" / "00" / "velodyne"
+    labels = root / "sequences" / "00" / "labels"
+    velo.mkdir(parents=True)
+    labels.mkdir()
+    expected = {}
+    for name in scans:
+        raw = (kitti_dir / f"{name}.bin").read_bytes()
+        (velo / f"{name}.bin").write_bytes(raw)
+        z = np.frombuffer(raw, "<f4").reshape(-1, 4)[:, 2]
+        sem = np.where(z < -1.4, 40, 50).astype(np.uint32)
+        ((np.uint32(7) << 16) | sem).astype("<u4").tofile(labels / f"{name}.label")
+        expected[name] = sem.astype(np.int64)
+    return velo, expected
 
 
 @pytest.fixture(scope="session")

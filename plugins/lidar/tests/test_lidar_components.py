@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from polyjepa import EvalContext, collate, create_evaluator, testing
-from polyjepa_lidar.evaluators import probe_pillars
+
+from polyjepa import EvalContext, collate, create_evaluator, split_indices, testing
+from polyjepa_lidar.evaluators import pillar_embeddings, probe_pillars
 from polyjepa_lidar.simulate import CLASSES, simulate_scenes
 
 ENC = {"in_feats": 8, "embed_dim": 16, "depth": 1, "num_heads": 2}
@@ -110,6 +111,28 @@ def test_probe_pillars_on_separable_and_random_vectors():
     assert noise["pillar_acc"] < 0.6 and noise["pillar_miou"] < 0.45
 
 
+def test_point_metrics_from_pillar_histograms():
+    # 2 classes; every pillar is predicted right at pillar level, but pillars hold mixed
+    # points: a class-3 pillar has 3 points of class 3 and 1 of class 7, a class-7 pillar
+    # 1 of class 3 and 4 of class 7. Every point takes its pillar's class.
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array([3, 7]), 100)
+    groups = np.arange(200) % 10
+    x = (y == 7)[:, None] * 4.0 + rng.normal(0, 0.1, (200, 2))
+    hist = np.where((y == 3)[:, None], [[3, 1]], [[1, 4]])
+    out = probe_pillars(x, y, groups, hist=hist, classes=np.array([3, 7]))
+    _, te = split_indices(y, groups, 0)  # the probe's own test split
+    n3, n7 = int((y[te] == 3).sum()), int((y[te] == 7).sum())
+    assert n3 > 0 and n7 > 0
+    assert out["pillar_acc"] == 1.0 and out["pillar_miou"] == 1.0
+    assert out["point_acc"] == pytest.approx((3 * n3 + 4 * n7) / (4 * n3 + 5 * n7))
+    # IoU = TP / (TP + FP + FN): class 3 has TP 3 n3, FP n3 (class-7 points in class-3
+    # pillars), FN n7; class 7 has TP 4 n7, FP n7, FN n3
+    iou3 = 3 * n3 / (3 * n3 + n3 + n7)
+    iou7 = 4 * n7 / (4 * n7 + n7 + n3)
+    assert out["point_miou"] == pytest.approx((iou3 + iou7) / 2)
+
+
 def test_pillar_and_scene_probes_on_simulated_scenes(sim_dataset):
     from polyjepa import create_encoder, embed_dataset
 
@@ -118,13 +141,28 @@ def test_pillar_and_scene_probes_on_simulated_scenes(sim_dataset):
     emb, labels, groups = embed_dataset(enc, sim_dataset, batch_size=8)
     ctx = EvalContext(emb, labels, groups, enc, sim_dataset, seed=0)
     out = create_evaluator("lidar.pillar_probe", baseline=True)(ctx)
-    assert set(out) == {"pillar_acc", "pillar_miou", "pillar_feat_acc", "pillar_feat_miou"}
+    assert set(out) == {"pillar_acc", "pillar_miou", "point_acc", "point_miou",
+                        "pillar_feat_acc", "pillar_feat_miou", "point_feat_acc",
+                        "point_feat_miou"}
+    # every point takes its pillar's class: per-point accuracy on the test pillars is at
+    # most the share of their points in their majority class
+    arr = pillar_embeddings(enc, sim_dataset, 8)
+    _, te = split_indices(arr["labels"], arr["groups"], 0)
+    hist = sim_dataset.class_counts(arr["index"][te])
+    np.testing.assert_array_equal(sim_dataset.classes[hist.argmax(axis=1)], arr["labels"][te])
+    purity = hist.max(axis=1).sum() / hist.sum()
+    assert out["point_acc"] <= purity + 1e-9 and out["point_feat_acc"] <= purity + 1e-9
     assert all(0.0 <= v <= 1.0 for v in out.values())
     # the ground dominates: a probe that beats chance must beat the minority classes too
     assert out["pillar_feat_acc"] > 0.8
     scene = create_evaluator("lidar.scene_probe")(ctx)
     assert set(scene) == {"scene_acc", "scene_f1_macro", "scene_composition_r2"}
     assert all(np.isfinite(v) for v in scene.values())
+
+
+def test_scene_probe_contract():
+    out = testing.check_evaluator("lidar.scene_probe")
+    assert set(out) == {"scene_acc", "scene_f1_macro"} and out["scene_acc"] > 0.8
 
 
 def test_pillar_probe_skips_unlabelled_scans(kitti_dataset):
@@ -134,3 +172,14 @@ def test_pillar_probe_skips_unlabelled_scans(kitti_dataset):
     ctx = EvalContext(np.zeros((10, 16)), None, None, enc, kitti_dataset)
     with pytest.warns(UserWarning, match="no classes"):
         assert create_evaluator("lidar.pillar_probe")(ctx) == {}
+
+
+def test_plugin_module_is_cheap_to_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, polyjepa_lidar.plugin; "
+            "print(sorted(m for m in ('torch', 'open3d', 'laspy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"

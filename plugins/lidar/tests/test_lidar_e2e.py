@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import numpy as np
-import polyjepa as pj
 import pytest
 import torch
+
+import polyjepa as pj
 from polyjepa import testing
 
 

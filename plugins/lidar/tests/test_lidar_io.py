@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from polyjepa import DataError
 from polyjepa_lidar.io import list_files, load_clouds, read_cloud
 
@@ -24,6 +25,19 @@ def test_folder_is_a_sorted_sequence(kitti_dir):
     assert len(clouds) == 10 and all(len(c) > 15000 for c in clouds)
 
 
+def test_semantic_kitti_sequence_labels(semantic_kitti, tmp_path):
+    velo, expected = semantic_kitti
+    clouds = load_clouds(tmp_path / "sequences")  # the whole sequence tree, in order
+    assert [c.source for c in clouds] == [str(velo / "000000.bin"), str(velo / "000001.bin")]
+    np.testing.assert_array_equal(clouds[0].labels, expected["000000"])  # instance bits off
+    np.testing.assert_array_equal(clouds[1].labels, expected["000001"])
+    # a label file that does not match its scan is named
+    label = tmp_path / "sequences" / "00" / "labels" / "000001.label"
+    label.write_bytes(label.read_bytes()[:-8])
+    with pytest.raises(DataError, match=r"000001\.label: .*one uint32 per point"):
+        read_cloud(velo / "000001.bin")
+
+
 def test_las_reader_keeps_asprs_classes(las_file):
     cloud = read_cloud(las_file)
     assert len(cloud) == 25408
@@ -33,6 +47,33 @@ def test_las_reader_keeps_asprs_classes(las_file):
     assert cloud.intensity.min() >= 0.0 and cloud.intensity.max() <= 1.0
 
 
+def test_laz_reader_matches_las(las_file, tmp_path):
+    laspy = pytest.importorskip("laspy")
+    if not laspy.LazBackend.detect_available():
+        pytest.skip("no LAZ backend (lazrs) installed")
+    las = laspy.read(str(las_file))
+    out = tmp_path / "tile.laz"
+    las.write(str(out))  # compressed by the .laz suffix
+    assert out.stat().st_size < las_file.stat().st_size
+    a, b = read_cloud(las_file), read_cloud(out)
+    np.testing.assert_array_equal(b.points, a.points)
+    np.testing.assert_array_equal(b.labels, a.labels)
+    np.testing.assert_array_equal(b.intensity, a.intensity)
+    cut = tmp_path / "cut.laz"
+    cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cut\.laz"):
+        read_cloud(cut)
+
+
+def test_laz_without_backend_says_what_to_install(las_file, tmp_path, monkeypatch):
+    laspy = pytest.importorskip("laspy")
+    out = tmp_path / "tile.laz"
+    out.write_bytes(las_file.read_bytes())
+    monkeypatch.setattr(laspy.LazBackend, "detect_available", staticmethod(lambda: ()))
+    with pytest.raises(DataError, match=r"tile\.laz: LAZ .*no LAZ backend.*\[las\]"):
+        read_cloud(out)
+
+
 @pytest.mark.parametrize("suffix", [".pcd", ".ply"])
 def test_open3d_formats_round_trip(kitti_dir, tmp_path, suffix):
     import open3d as o3d
@@ -40,11 +81,14 @@ def test_open3d_formats_round_trip(kitti_dir, tmp_path, suffix):
     src = read_cloud(kitti_dir / "000001.bin")
     pcd = o3d.t.geometry.PointCloud(o3d.core.Tensor(src.points.astype(np.float32)))
     pcd.point.intensity = o3d.core.Tensor(src.intensity.reshape(-1, 1))
+    labels = np.where(src.points[:, 2] < -1.4, 40, 50).astype(np.int32)
+    pcd.point.label = o3d.core.Tensor(labels.reshape(-1, 1))
     out = tmp_path / f"scan{suffix}"
     assert o3d.t.io.write_point_cloud(str(out), pcd)
     back = read_cloud(out)
     np.testing.assert_allclose(back.points, src.points, atol=1e-5)
     np.testing.assert_allclose(back.intensity, src.intensity, atol=1e-6)
+    np.testing.assert_array_equal(back.labels, labels)  # a per-point class field
 
 
 def test_npz_reader(tmp_path):

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from polyjepa import DataError, testing
+
+from polyjepa import ConfigError, DataError, testing
 from polyjepa_lidar.dataset import LidarDataset
 from polyjepa_lidar.io import Cloud, read_cloud
 from polyjepa_lidar.pillars import FEATURES, ground_heights, pillarize, voxel_downsample
@@ -27,6 +28,13 @@ def test_pillarize_statistics_by_hand():
     assert (f[2, 3], f[3, 3]) == (pytest.approx(7.0), pytest.approx(7.0))
     assert np.all(f[:, 1] == 0) and np.all(f[:, 2] == 0)  # empty pillars stay zero
     assert list(p.labels) == [6, -1, -1, 5]  # majority class; -1 where empty
+    # per-class point counts per pillar over the data set's classes (for per-point metrics)
+    q = pillarize(xy, h, inten, labels, (0.0, 2.0), (0.0, 2.0), (2, 2), np.array([2, 5, 6, 9]))
+    np.testing.assert_array_equal(q.hist, [[1, 0, 2, 0], [0, 0, 0, 0], [0, 0, 0, 0],
+                                           [0, 1, 0, 0]])
+    assert list(q.labels) == [6, -1, -1, 5]
+    with pytest.raises(ValueError, match="outside the given classes"):
+        pillarize(xy, h, inten, labels, (0.0, 2.0), (0.0, 2.0), (2, 2), np.array([2, 6]))
 
 
 def test_voxel_downsample_keeps_majority_label():
@@ -42,16 +50,20 @@ def test_voxel_downsample_keeps_majority_label():
     np.testing.assert_allclose(down.intensity, 1.0)
 
 
-def test_ground_plane_heights():
+@pytest.mark.parametrize("method", ["plane", "open3d"])
+def test_ground_plane_heights(method):
     rng = np.random.default_rng(1)
     xy = rng.uniform(-20, 20, (3000, 2))
     z = 0.05 * xy[:, 0] - 0.02 * xy[:, 1] - 1.7 + rng.normal(0, 0.01, 3000)
     box = np.c_[rng.uniform(2, 4, (300, 2)), rng.uniform(0, 2, 300)]
     box[:, 2] += 0.05 * box[:, 0] - 0.02 * box[:, 1] - 1.7
     pts = np.r_[np.c_[xy, z], box]
-    h = ground_heights(pts, "plane")
+    h = ground_heights(pts, method)
     assert np.abs(h[:3000]).max() < 0.1
     assert np.all(h[3000:] > -0.1) and h[3000:].max() > 1.8
+    np.testing.assert_array_equal(h, ground_heights(pts, method))  # seeded
+    with pytest.raises(ValueError, match="ground method"):
+        ground_heights(pts[:5], "lowest")
 
 
 def test_kitti_dataset_contract(kitti_dir, kitti_dataset):
@@ -78,6 +90,29 @@ def test_las_tiles_with_pillar_and_scene_labels(las_file):
     assert ds.state["tile"] == 10.0
 
 
+def test_semantic_kitti_pillar_labels(semantic_kitti):
+    velo, expected = semantic_kitti
+    ds = LidarDataset(velo, grid=8, x_range=(-20, 20), y_range=(-20, 20))
+    assert len(ds) == 2 and ds.pillar_labels is not None
+    assert list(ds.classes) == [40, 50]
+    assert torch.equal(ds.pillar_labels >= 0, ds.valid)
+    # the per-class point counts of the occupied pillars add up to the points in the box
+    pts = read_cloud(velo / "000000.bin").points
+    inside = (pts[:, 0] >= -20) & (pts[:, 0] < 20) & (pts[:, 1] >= -20) & (pts[:, 1] < 20)
+    first = ds.class_counts(np.stack([np.zeros(64, int), np.arange(64)], axis=1))  # [64, 2]
+    assert first.sum() == int(inside.sum())
+    assert first[:, 0].sum() == int((expected["000000"][inside] == 40).sum())
+    np.testing.assert_array_equal(ds.classes[first[ds.valid[0].numpy()].argmax(axis=1)],
+                                  ds.pillar_labels[0][ds.valid[0]].numpy())
+    # road (40) is ground-like, so the scene label is the building class
+    assert ds.y.tolist() == [50, 50]
+    # a group per scan, or per block of consecutive scans of a sequence
+    assert ds.groups.tolist() == [0, 1]
+    blocks = LidarDataset(velo, grid=8, x_range=(-20, 20), y_range=(-20, 20), scan_block=2)
+    assert blocks.groups.tolist() == [0, 0]
+    assert torch.equal(blocks.x, ds.x)
+
+
 def test_crop_voxel_and_cache(kitti_dir, tmp_path):
     ds = LidarDataset(kitti_dir / "000000.bin", grid=8, x_range=(0, 40), y_range=(-20, 20),
                       z_range=(-3, 3), voxel_size=0.5, cache_dir=str(tmp_path))
@@ -97,3 +132,5 @@ def test_dataset_errors(kitti_dir, tmp_path):
         LidarDataset(kitti_dir / "000000.bin", x_range=(5, 1), y_range=(0, 10))
     with pytest.raises(DataError, match=r"missing\.bin: no such file"):
         LidarDataset(tmp_path / "missing.bin")
+    with pytest.raises(ConfigError, match="dataset.ground"):
+        LidarDataset(kitti_dir / "000000.bin", ground="flat")

@@ -16,12 +16,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from polyjepa import DataError
+from scipy import sparse
 
-from .io import Cloud, list_files, load_clouds, read_cloud
-from .pillars import FEATURES, crop, ground_heights, pillarize, voxel_downsample
+from polyjepa import ConfigError, DataError
 
-GROUND_CLASSES = (2,)  # ASPRS ground
+from .io import Cloud, kitti_label_file, list_files, load_clouds, read_cloud
+from .pillars import FEATURES, GROUND_METHODS, crop, ground_heights, pillarize, voxel_downsample
+
+# ground-like classes, left out when a scene label is the dominant class: ASPRS ground (2)
+# and SemanticKITTI road, parking, sidewalk, other-ground, lane marking, terrain
+GROUND_CLASSES = (2, 40, 44, 48, 49, 60, 72)
 
 
 def _pair(value: Any, name: str) -> tuple[float, float] | None:
@@ -44,8 +48,12 @@ def _cached_read(path: Path, cache_dir: Path | None) -> Cloud:
     """Decode once, then memory-map the decoded arrays from ``cache_dir``."""
     if cache_dir is None:
         return read_cloud(path)
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    stamp = ""
+    for f in (path, kitti_label_file(path) if path.suffix.lower() == ".bin" else None):
+        if f is not None:
+            st = f.stat()
+            stamp += f"|{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = hashlib.sha1(stamp.encode()).hexdigest()
     folder = cache_dir / key[:16]
     if (folder / "done").is_file():
         labels = folder / "labels.npy"
@@ -97,12 +105,15 @@ class LidarDataset(torch.utils.data.Dataset):
             percentile extent of the training data (kept in ``state``).
         z_range: optional crop on raw z before everything else.
         voxel_size: open3d voxel down-sampling first (``None``: off).
-        ground: ``"plane"`` (open3d RANSAC), ``"min"`` or ``"none"``: what heights are
-            measured from.
+        ground: what heights are measured from: ``"plane"`` (seeded NumPy RANSAC plane,
+            reproducible), ``"open3d"`` (open3d ``segment_plane``), ``"min"`` or ``"none"``.
         tile: split each cloud into square windows of this size (airborne LAS);
             ``"auto"`` (the default for LAS/LAZ files) sizes windows for about six points
             per pillar. ``tile_stride`` defaults to ``tile`` (no overlap).
         min_pillars: drop samples with fewer occupied pillars.
+        scan_block: consecutive scans of a folder (a sequence) share a ``group`` in
+            blocks of this many, so that probes split by group do not test on the
+            neighbour frames of training scans; 1 (the default): a group per scan.
         scene_label: ``"auto"``: a scene label ``y`` when the data has one (the
             simulator's scene type; for classified points, the most common non-ground
             class); ``"none"``: no ``y``.
@@ -115,14 +126,21 @@ class LidarDataset(torch.utils.data.Dataset):
     def __init__(self, data: Any = None, grid: Any = 32, x_range: Any = None,
                  y_range: Any = None, z_range: Any = None, voxel_size: float | None = None,
                  ground: str = "plane", tile: Any = None, tile_stride: float | None = None,
-                 min_pillars: int = 8, scene_label: str = "auto", normalize: bool = True,
+                 min_pillars: int = 8, scan_block: int = 1, scene_label: str = "auto",
+                 normalize: bool = True,
                  cache_dir: str | None = None, simulate: dict[str, Any] | None = None,
                  state: dict[str, Any] | None = None, seed: int = 0):
+        if ground not in GROUND_METHODS:
+            raise ConfigError(f"dataset.ground must be one of {', '.join(GROUND_METHODS)}, "
+                              f"got {ground!r}")
+        if int(scan_block) < 1:
+            raise ConfigError(f"dataset.scan_block must be at least 1, got {scan_block}")
         state = dict(state or {})
         if "grid" in state:
             grid = state["grid"]
         self.grid = _grid(grid)
         scene_y: list[int] | None = None
+        folders: list[str] | None = None
         if data is None:
             from .simulate import simulate_scenes
 
@@ -139,12 +157,24 @@ class LidarDataset(torch.utils.data.Dataset):
                                                  and isinstance(data[0], (str, Path))):
                 files = list_files(data)
                 clouds = [_cached_read(f, Path(cache) if cache else None) for f in files]
+                folders = [str(f.parent) for f in files]
                 self.source = str(data) if isinstance(data, (str, Path)) else f"{len(files)} files"
                 if tile is None and all(f.suffix.lower() in (".las", ".laz") for f in files):
                     tile = "auto"
             else:
                 clouds = load_clouds(data)
                 self.source = clouds[0].source if len(clouds) == 1 else f"{len(clouds)} clouds"
+        # scan groups: blocks of ``scan_block`` consecutive scans within a folder
+        if folders is None:
+            folders = [""] * len(clouds)
+        position: dict[str, int] = {}
+        block_ids: dict[tuple[str, int], int] = {}
+        scan_group = []
+        for folder in folders:
+            k = position.get(folder, 0)
+            position[folder] = k + 1
+            scan_group.append(block_ids.setdefault((folder, k // int(scan_block)),
+                                                   len(block_ids)))
         z_rng = _pair(z_range, "z_range")
         if state.get("x_range") is not None and state.get("tile") is None:
             x_range, y_range = state["x_range"], state["y_range"]
@@ -160,6 +190,9 @@ class LidarDataset(torch.utils.data.Dataset):
 
         feats, valid, plabels, groups, ys = [], [], [], [], []
         has_labels = all(c.labels is not None for c in clouds)
+        classes = (np.unique(np.concatenate([np.unique(np.asarray(c.labels)) for c in clouds]))
+                   if has_labels else None)
+        hists: list[Any] = []
         tile_used: float | None = None
         for ci, cloud in enumerate(clouds):
             if z_rng is not None:
@@ -173,10 +206,10 @@ class LidarDataset(torch.utils.data.Dataset):
                 t = _auto_tile(cloud, self.grid) if tile == "auto" else float(tile)
                 tile_used = t
                 stride = float(tile_stride or t)
-                windows = [((x0, x0 + t), (y0, y0 + t), ci * 10_000_000 + b)
+                windows = [((x0, x0 + t), (y0, y0 + t), scan_group[ci] * 10_000_000 + b)
                            for x0, y0, b in _tiles(cloud, t, stride)]
             else:
-                windows = [(xr, yr, ci)]
+                windows = [(xr, yr, scan_group[ci])]
             for wx, wy, gid in windows:
                 part = crop(cloud, wx, wy)
                 if len(part) == 0:
@@ -184,7 +217,7 @@ class LidarDataset(torch.utils.data.Dataset):
                 h = ground_heights(np.asarray(part.points), ground, seed=seed)
                 pil = pillarize(np.asarray(part.points[:, :2]), h, np.asarray(part.intensity),
                                 None if part.labels is None else np.asarray(part.labels),
-                                wx, wy, self.grid)
+                                wx, wy, self.grid, classes)
                 occ = pil.counts > 0
                 if int(occ.sum()) < min_pillars:
                     continue
@@ -193,6 +226,7 @@ class LidarDataset(torch.utils.data.Dataset):
                 groups.append(gid)
                 if has_labels:
                     plabels.append(pil.labels)
+                    hists.append(sparse.csr_matrix(pil.hist))
                 if scene_label == "auto":
                     if scene_y is not None:
                         ys.append(scene_y[ci])
@@ -230,6 +264,9 @@ class LidarDataset(torch.utils.data.Dataset):
         self.x = torch.as_tensor(x, dtype=torch.float32)
         self.groups = torch.as_tensor(np.asarray(groups, np.int64))
         self.pillar_labels = (torch.as_tensor(np.stack(plabels)) if has_labels else None)
+        # points of each class per pillar, sparse [S * X*Y, C], for per-point metrics
+        self.pillar_hist = sparse.vstack(hists, format="csr") if has_labels else None
+        self.classes = classes
         self.y = torch.as_tensor(np.asarray(ys, np.int64)) if len(ys) == len(feats) else None
         self.state: dict[str, Any] = {
             "grid": list(self.grid), "features": list(FEATURES),
@@ -242,6 +279,15 @@ class LidarDataset(torch.utils.data.Dataset):
             self.state["mean"] = np.asarray(mean).tolist()
             self.state["std"] = np.asarray(std).tolist()
         self.encoder_hints = {"in_feats": len(FEATURES)}
+
+    def class_counts(self, index: np.ndarray) -> np.ndarray:
+        """Points of each of ``classes`` in the pillars ``index [M, 2]`` (sample, pillar):
+        ``[M, C]``, as :func:`~polyjepa_lidar.evaluators.pillar_embeddings` indexes them."""
+        if self.pillar_hist is None:
+            raise DataError(f"{self.source}: the points carry no classes")
+        index = np.asarray(index, np.int64).reshape(-1, 2)
+        rows = index[:, 0] * (self.grid[0] * self.grid[1]) + index[:, 1]
+        return np.asarray(self.pillar_hist[rows].toarray())
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
 from polyjepa import TokenEncoder, init_weights, sincos_pos_embed
 
 from .pillars import FEATURES

@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError, EvalContext, split_indices
 
 
@@ -14,14 +15,16 @@ def pillar_embeddings(encoder: Any, dataset: Any, batch_size: int = 16, device: 
     """Token embeddings of every labelled occupied pillar.
 
     Returns ``embeddings [M, D]``, ``labels [M]``, ``groups [M]`` (the sample's group, else
-    its index) and ``features [M, F]`` (the input pillar features, for baselines).
+    its index), ``features [M, F]`` (the input pillar features, for baselines) and
+    ``index [M, 2]`` (sample, pillar) of each row.
     """
     import torch
+
     from polyjepa import collate
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          collate_fn=collate)
-    zs, ys, gs, fs = [], [], [], []
+    zs, ys, gs, fs, ix = [], [], [], [], []
     start = 0
     was_training = getattr(encoder, "training", False)
     if hasattr(encoder, "eval"):
@@ -45,25 +48,32 @@ def pillar_embeddings(encoder: Any, dataset: Any, batch_size: int = 16, device: 
             ys.append(lab[ok].cpu().numpy())
             gs.append(grp[ok].cpu().numpy())
             fs.append(feats[ok].float().cpu().numpy())
+            rows = torch.arange(start, start + b, device=ok.device).reshape(b, 1).expand_as(lab)
+            cols = torch.arange(lab.shape[1], device=ok.device).reshape(1, -1).expand_as(lab)
+            ix.append(torch.stack([rows[ok], cols[ok]], dim=1).cpu().numpy())
             start += b
     if was_training and hasattr(encoder, "train"):
         encoder.train()
     out = {"embeddings": np.concatenate(zs), "labels": np.concatenate(ys),
-           "groups": np.concatenate(gs), "features": np.concatenate(fs)}
+           "groups": np.concatenate(gs), "features": np.concatenate(fs),
+           "index": np.concatenate(ix)}
     if len(out["labels"]) == 0:
         raise DataError("no occupied pillar carries a label")
     return out
 
 
 def probe_pillars(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int = 0,
-                  max_train: int = 20000, c: float = 1.0, prefix: str = "pillar"
+                  max_train: int = 20000, c: float = 1.0, prefix: str = "pillar",
+                  hist: np.ndarray | None = None, classes: np.ndarray | None = None
                   ) -> dict[str, float]:
     """Linear (logistic) probe on per-pillar vectors, split by scene: accuracy and mIoU.
 
     mIoU averages ``TP / (TP + FP + FN)`` over the classes present in the test split.
+    With ``hist [M, C]`` (points of each of ``classes`` per pillar) the pillar predictions
+    are also scored per point (every point takes its pillar's class): ``point_acc``,
+    ``point_miou``.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, confusion_matrix
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -80,18 +90,34 @@ def probe_pillars(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed:
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
     model.fit(x[tr], y[tr])
     pred = model.predict(x[te])
-    classes = np.unique(y[te])
-    cm = confusion_matrix(y[te], pred, labels=np.union1d(classes, np.unique(pred)))
-    labels_all = np.union1d(classes, np.unique(pred))
+    out = {f"{prefix}_acc": float(np.mean(pred == y[te])),
+           f"{prefix}_miou": _miou_from_pairs(y[te], pred)}
+    if hist is not None and classes is not None:
+        h = np.asarray(hist, np.float64)[te]  # [T, C] points per class
+        col = np.searchsorted(classes, pred)
+        hit = h[np.arange(len(te)), col]
+        total = h.sum(axis=1)
+        point_prefix = prefix.replace("pillar", "point")
+        out[f"{point_prefix}_acc"] = float(hit.sum() / max(total.sum(), 1.0))
+        ious = []
+        for j in range(len(classes)):
+            gt = h[:, j].sum()
+            if gt == 0:
+                continue
+            tp = h[col == j, j].sum()
+            fp = (total[col == j] - h[col == j, j]).sum()
+            ious.append(tp / (gt + fp))
+        out[f"{point_prefix}_miou"] = float(np.mean(ious))
+    return out
+
+
+def _miou_from_pairs(y: np.ndarray, pred: np.ndarray) -> float:
     ious = []
-    for i, cls in enumerate(labels_all):
-        if cls not in classes:
-            continue
-        tp = cm[i, i]
-        denom = cm[i, :].sum() + cm[:, i].sum() - tp
-        ious.append(tp / denom if denom else 0.0)
-    return {f"{prefix}_acc": float(accuracy_score(y[te], pred)),
-            f"{prefix}_miou": float(np.mean(ious))}
+    for cls in np.unique(y):
+        tp = np.sum((pred == cls) & (y == cls))
+        denom = np.sum(y == cls) + np.sum(pred == cls) - tp
+        ious.append(tp / denom)
+    return float(np.mean(ious))
 
 
 class PillarProbe:
@@ -99,9 +125,10 @@ class PillarProbe:
 
     Runs ``ctx.encoder`` over ``ctx.dataset`` to get one embedding per occupied pillar,
     labels each with the majority class of its points and fits a logistic regression on
-    the scenes of a group-wise training split. Reports ``pillar_acc`` and ``pillar_miou``;
+    the scenes of a group-wise training split. Reports ``pillar_acc`` and ``pillar_miou``,
+    and ``point_acc``/``point_miou`` (each point takes its pillar's predicted class);
     with ``baseline=True`` also the same probe on the raw pillar features
-    (``pillar_feat_acc``/``pillar_feat_miou``). Skipped (empty result, with a warning) on
+    (``pillar_feat_acc``/``pillar_feat_miou``, ``point_feat_acc``/``point_feat_miou``). Skipped (empty result, with a warning) on
     data without per-point classes.
     """
 
@@ -122,11 +149,16 @@ class PillarProbe:
             return {}
         device = str(ctx.extra.get("device", "cpu"))
         arr = pillar_embeddings(ctx.encoder, ctx.dataset, self.batch_size, device)
+        classes = getattr(ctx.dataset, "classes", None)
+        hist = None
+        if classes is not None and getattr(ctx.dataset, "pillar_hist", None) is not None:
+            hist = ctx.dataset.class_counts(arr["index"])
         out = probe_pillars(arr["embeddings"], arr["labels"], arr["groups"], ctx.seed,
-                            self.max_train, self.c)
+                            self.max_train, self.c, hist=hist, classes=classes)
         if self.baseline:
             out.update(probe_pillars(arr["features"], arr["labels"], arr["groups"], ctx.seed,
-                                     self.max_train, self.c, prefix="pillar_feat"))
+                                     self.max_train, self.c, prefix="pillar_feat", hist=hist,
+                                     classes=classes))
         return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from polyjepa import DataError
 
 SUFFIXES = (".bin", ".pcd", ".ply", ".las", ".laz", ".npy", ".npz")
@@ -72,8 +73,36 @@ def make_cloud(points: Any, intensity: Any = None, labels: Any = None,
     return Cloud(pts, inten, lab, source)
 
 
+def kitti_label_file(path: str | Path) -> Path | None:
+    """The SemanticKITTI ``.label`` file of a scan, when there is one.
+
+    Looked up as ``<sequence>/labels/<scan>.label`` for ``<sequence>/velodyne/<scan>.bin``
+    (the SemanticKITTI layout), else as ``<scan>.label`` beside the scan.
+    """
+    path = Path(path)
+    candidates = [path.with_suffix(".label")]
+    if path.parent.name == "velodyne":
+        candidates.insert(0, path.parent.parent / "labels" / f"{path.stem}.label")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_kitti_labels(path: str | Path, n_points: int) -> np.ndarray:
+    """SemanticKITTI labels: one little-endian uint32 per point, the semantic class in the
+    lower 16 bits (the upper 16 are the instance id, dropped here)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size != 4 * n_points:
+        raise DataError(f"{path}: {size} bytes, expected {4 * n_points} (one uint32 per "
+                        f"point of its {n_points}-point scan); truncated or mismatched?")
+    return (np.fromfile(path, dtype="<u4") & 0xFFFF).astype(np.int64)
+
+
 def read_kitti_bin(path: str | Path) -> Cloud:
-    """KITTI velodyne scan: little-endian float32 records ``x, y, z, intensity``."""
+    """KITTI velodyne scan: little-endian float32 records ``x, y, z, intensity``.
+
+    Per-point classes come from a SemanticKITTI ``.label`` file when one is found (see
+    :func:`kitti_label_file`).
+    """
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -82,7 +111,9 @@ def read_kitti_bin(path: str | Path) -> Cloud:
         raise DataError(f"{path}: {size} bytes is not a whole number of 16-byte KITTI "
                         f"records (x, y, z, intensity as float32); truncated or not KITTI?")
     arr = np.fromfile(path, dtype="<f4").reshape(-1, 4)
-    return make_cloud(arr[:, :3], arr[:, 3], source=str(path))
+    label_file = kitti_label_file(path)
+    labels = None if label_file is None else read_kitti_labels(label_file, len(arr))
+    return make_cloud(arr[:, :3], arr[:, 3], labels, source=str(path))
 
 
 def read_open3d(path: str | Path) -> Cloud:
@@ -113,7 +144,8 @@ def read_open3d(path: str | Path) -> Cloud:
 
 
 def read_las(path: str | Path) -> Cloud:
-    """LAS/LAZ through laspy (``pip install polyjepa-lidar[las]``); ASPRS classes as labels."""
+    """LAS/LAZ through laspy (``pip install polyjepa-lidar[las]``, which brings the lazrs LAZ
+    backend); ASPRS classes as labels, intensity scaled from 16 bits to [0, 1]."""
     path = Path(path)
     try:
         import laspy
@@ -122,6 +154,9 @@ def read_las(path: str | Path) -> Cloud:
                         f"'polyjepa-lidar[las]'") from exc
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file")
+    if path.suffix.lower() == ".laz" and not laspy.LazBackend.detect_available():
+        raise DataError(f"{path}: LAZ is compressed and laspy has no LAZ backend; "
+                        f"pip install 'polyjepa-lidar[las]' (laspy with lazrs)")
     try:
         las = laspy.read(str(path))
     except Exception as exc:

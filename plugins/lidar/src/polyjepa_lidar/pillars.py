@@ -1,9 +1,9 @@
 """Preprocessing: range cropping, voxel down-sampling (open3d), ground-plane estimation
 (seeded RANSAC) and vectorised pillarisation into a bird's-eye-view grid.
 
-open3d's own ``segment_plane`` is multi-threaded and gives slightly different planes from
-call to call, so the ground fit here is a seeded NumPy RANSAC: the same scan always
-gives the same pillar features.
+open3d's own ``segment_plane`` is multi-threaded and can give slightly different planes
+from call to call, so the default ground fit is a seeded NumPy RANSAC (the same scan
+always gives the same pillar features); ``ground="open3d"`` uses ``segment_plane``.
 
 A pillar's features (``FEATURES``) are the point count, height statistics above the
 estimated ground, mean intensity and the mean point offset inside the pillar.
@@ -20,6 +20,7 @@ from .io import Cloud
 FEATURES = ("log_count", "z_mean", "z_min", "z_max", "z_std", "intensity", "dx", "dy")
 # the hand-crafted "height statistics" baseline: every feature but the in-pillar offsets
 HEIGHT_STATS = (0, 1, 2, 3, 4, 5)
+GROUND_METHODS = ("plane", "open3d", "min", "none")
 
 
 def crop(cloud: Cloud, x_range: tuple[float, float], y_range: tuple[float, float],
@@ -76,28 +77,48 @@ def _ransac_plane(q: np.ndarray, threshold: float, seed: int, iterations: int = 
     return a, b, c, float(d[best])
 
 
+def _open3d_plane(q: np.ndarray, threshold: float, seed: int, iterations: int = 200
+                  ) -> tuple[float, float, float, float]:
+    """open3d's RANSAC ``segment_plane``: ``a x + b y + c z + d = 0`` (unit normal)."""
+    import open3d as o3d
+
+    o3d.utility.random.seed(int(seed))
+    pcd = o3d.t.geometry.PointCloud(o3d.core.Tensor(np.ascontiguousarray(q, np.float32)))
+    plane, _ = pcd.segment_plane(distance_threshold=float(threshold), ransac_n=3,
+                                 num_iterations=int(iterations))
+    a, b, c, d = (float(v) for v in plane.numpy())
+    return a, b, c, d
+
+
 def ground_heights(points: np.ndarray, method: str = "plane", seed: int = 0,
                    threshold: float = 0.2) -> np.ndarray:
     """Height of each point above the ground.
 
-    ``"plane"``: a seeded RANSAC plane (refined by least squares) fitted to the lowest
-    40 % of the points; falls back to ``"min"`` when the fit is not roughly horizontal.
+    ``"plane"``: a seeded NumPy RANSAC plane (refined by least squares) fitted to the
+    lowest 40 % of the points; falls back to ``"min"`` when the fit is not roughly
+    horizontal. ``"open3d"``: the same, with open3d's ``segment_plane`` as the RANSAC
+    (seeded through ``open3d.utility.random.seed``; its multi-threaded search can pick a
+    slightly different plane from run to run unless open3d runs on one thread).
     ``"min"``: above the 2nd percentile of z. ``"none"``: raw z.
     """
+    if method not in GROUND_METHODS:
+        raise ValueError(f"ground method must be one of {', '.join(map(repr, GROUND_METHODS))}"
+                         f", got {method!r}")
     z = points[:, 2]
     if method == "none" or len(points) == 0:
         return z.copy()
     base = float(np.percentile(z, 2))
     if method == "min" or len(points) < 10:
         return z - base
-    if method != "plane":
-        raise ValueError(f"ground method must be 'plane', 'min' or 'none', got {method!r}")
     low = points[z <= np.percentile(z, 40)]
     if len(low) < 10:
         return z - base
     centre = low.mean(axis=0)
     q = low - centre
-    a, b, c, d = _ransac_plane(q, threshold, seed)
+    if method == "open3d":
+        a, b, c, d = _open3d_plane(q, threshold, seed)
+    else:
+        a, b, c, d = _ransac_plane(q, threshold, seed)
     # least-squares refit on the points near the RANSAC plane
     near = np.abs(q @ np.array([a, b, c]) + d) <= threshold
     if near.sum() >= 10 and abs(c) >= 0.8:
@@ -112,20 +133,26 @@ def ground_heights(points: np.ndarray, method: str = "plane", seed: int = 0,
 
 @dataclass
 class Pillars:
-    """A BEV grid: ``features [F, X, Y]``, ``counts [X*Y]``, ``labels [X*Y]`` (-1: none)."""
+    """A BEV grid: ``features [F, X, Y]``, ``counts [X*Y]``, ``labels [X*Y]`` (-1: none).
+
+    ``hist [X*Y, C]``: points of each of ``classes`` per pillar (when classes are given).
+    """
 
     features: np.ndarray
     counts: np.ndarray
     labels: np.ndarray | None
+    hist: np.ndarray | None = None
 
 
 def pillarize(xy: np.ndarray, height: np.ndarray, intensity: np.ndarray,
               labels: np.ndarray | None, x_range: tuple[float, float],
-              y_range: tuple[float, float], grid: tuple[int, int]) -> Pillars:
+              y_range: tuple[float, float], grid: tuple[int, int],
+              classes: np.ndarray | None = None) -> Pillars:
     """Scatter points into ``grid`` pillars over the box; per-pillar features, vectorised.
 
     Features of empty pillars are zero; their label is -1. Labels of occupied pillars are
-    the majority class of their points.
+    the majority class of their points. With ``classes`` (every class of the data set,
+    sorted), ``hist`` counts each pillar's points per class, for per-point metrics.
     """
     gx, gy = int(grid[0]), int(grid[1])
     n = gx * gy
@@ -160,14 +187,19 @@ def pillarize(xy: np.ndarray, height: np.ndarray, intensity: np.ndarray,
         feats[2, cells] = np.minimum.reduceat(h[order], starts)
         feats[3, cells] = np.maximum.reduceat(h[order], starts)
     feats[:, ~occ] = 0.0
-    plabels = None
+    plabels = hist = None
     if labels is not None:
         lab = labels[inside]
         plabels = np.full(n, -1, np.int64)
+        if classes is None:
+            classes = np.unique(lab)
+        inv = np.searchsorted(classes, lab)
+        if len(lab) and (inv.max() >= len(classes) or np.any(classes[inv] != lab)):
+            raise ValueError("labels outside the given classes")
+        votes = np.bincount(flat * len(classes) + inv,
+                            minlength=n * len(classes)).reshape(n, len(classes))
         if len(lab):
-            classes, inv = np.unique(lab, return_inverse=True)
-            votes = np.bincount(flat * len(classes) + inv.reshape(-1),
-                                minlength=n * len(classes)).reshape(n, len(classes))
             plabels[occ] = classes[votes[occ].argmax(axis=1)]
+        hist = votes.astype(np.int32)
     return Pillars(feats.reshape(len(FEATURES), gx, gy).astype(np.float32),
-                   count.astype(np.int64), plabels)
+                   count.astype(np.int64), plabels, hist)

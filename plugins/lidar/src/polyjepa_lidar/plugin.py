@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from polyjepa import hookimpl
+
+Register = Callable[..., Any]
 
 
 @hookimpl
-def polyjepa_register_encoders(register):
+def polyjepa_register_encoders(register: Register) -> None:
     register("lidar.pillar", "polyjepa_lidar.encoder:PillarEncoder",
              description="BEV pillar tokens + ViT over occupied pillars (AD-L-JEPA style)")
 
 
 @hookimpl
-def polyjepa_register_maskers(register):
+def polyjepa_register_maskers(register: Register) -> None:
     register("lidar.bev_blocks", "polyjepa_lidar.masker:BEVBlockMasker",
              description="BEV blocks centred on occupied pillars; empty space never a target")
 
 
 @hookimpl
-def polyjepa_register_evaluators(register):
+def polyjepa_register_evaluators(register: Register) -> None:
     register("lidar.pillar_probe", "polyjepa_lidar.evaluators:PillarProbe",
              description="per-pillar semantic linear probe (accuracy, mIoU)")
     register("lidar.scene_probe", "polyjepa_lidar.evaluators:SceneProbe",
@@ -26,7 +31,7 @@ def polyjepa_register_evaluators(register):
 
 
 @hookimpl
-def polyjepa_register_datasets(register):
+def polyjepa_register_datasets(register: Register) -> None:
     register("lidar.points", "polyjepa_lidar.dataset:points_dataset",
              description="KITTI .bin, PCD, PLY, LAS/LAZ, .npy/.npz scans as BEV pillar grids "
                          "(None: simulated scenes)")
@@ -35,6 +40,6 @@ def polyjepa_register_datasets(register):
 
 
 @hookimpl
-def polyjepa_register_recipes(register):
+def polyjepa_register_recipes(register: Register) -> None:
     register("lidar", "polyjepa_lidar.recipe:lidar_recipe",
              description="AD-L-JEPA on BEV pillars; demo: ray-cast simulated scenes")
