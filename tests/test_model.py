@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import polyjepa as pj
@@ -102,3 +103,31 @@ def test_probe_task_follows_the_dataset_when_it_declares_one():
     assert label_task(y, Table()) == "regression"
     out = pj.LinearProbe()(pj.EvalContext(x, y, dataset=Table()))
     assert set(out) >= {"linear_probe_r2"} and out["linear_probe_r2"] > 0.9
+
+
+def test_variance_hinge_penalises_collapsed_dimensions_only():
+    from polyjepa.losses import variance_hinge
+
+    g = torch.Generator().manual_seed(0)
+    spread = 2.0 * torch.randn(4, 50, 8, generator=g)
+    assert float(variance_hinge(spread)) == 0.0
+    collapsed = spread.clone()
+    collapsed[..., :4] = 0.5  # half the dimensions constant: hinge 1 - 0.01 on each
+    assert float(variance_hinge(collapsed)) == pytest.approx(0.5 * (1 - 0.01), abs=1e-3)
+    # padded tokens do not count: constant padding on top of spread tokens
+    padded = torch.cat([spread, torch.zeros(4, 50, 8)], dim=1)
+    valid = torch.cat([torch.ones(4, 50), torch.zeros(4, 50)], dim=1).bool()
+    assert float(variance_hinge(padded, valid=valid)) == 0.0
+
+
+def test_variance_term_enters_the_loss_and_its_gradient():
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=1, num_heads=2)
+    pred = pj.TransformerPredictor(16, dim=8, depth=1, num_heads=2)
+    batch = {"x": torch.randn(4, 1, 8, 8)}
+    masks = pj.MultiBlockMasker()((4, 4), 4, torch.Generator().manual_seed(0))
+    plain = JEPA(enc, pred)(batch, masks)
+    weighted = JEPA(enc, pred, variance_weight=2.0)(batch, masks)
+    assert "variance" not in plain and float(weighted["variance"]) > 0
+    assert float(weighted["loss"]) == pytest.approx(
+        float(plain["loss"]) + 2.0 * float(weighted["variance"]), rel=1e-5)

@@ -70,6 +70,9 @@ def build_jepa(config: dict[str, Any]) -> JEPA:
     pname, pargs = component_args(config["predictor"])
     predictor = create_predictor(pname, embed_dim=encoder.embed_dim, out_dim=out_dim, **pargs)
     sig = config.get("sigreg") or {}
+    loss = config.get("loss") or {}
     return JEPA(encoder, predictor, target_kind=kind, target_encoder=target_encoder,
-                loss=(config.get("loss") or {}).get("name", "smooth_l1"),
-                normalize_targets=bool(target.get("normalize", True)), sigreg=sig)
+                loss=loss.get("name", "smooth_l1"),
+                normalize_targets=bool(target.get("normalize", True)), sigreg=sig,
+                variance_weight=float(loss.get("variance_weight", 0.0)),
+                variance_target=float(loss.get("variance_target", 1.0)))

@@ -32,7 +32,8 @@ def default_config() -> dict[str, Any]:
         "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0,
                    "normalize": True, "encoder": {"name": None}},
         "sigreg": {"weight": 0.05, "num_slices": 256, "num_points": 17},
-        "loss": {"name": "smooth_l1"},
+        # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings
+        "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0},
         "train": {
             "steps": 1000,
             "batch_size": 64,

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import latent_loss
+from .losses import latent_loss, variance_hinge
 from .maskers import Masks
 from .sigreg import SIGReg
 from .tokens import batch_valid, gather_tokens, pool_tokens
@@ -27,11 +27,15 @@ class JEPA(nn.Module):
     - ``"sigreg"``: no teacher; targets come from the online encoder and SIGReg keeps
       the embeddings from collapsing (LeJEPA).
     - ``"encoder"``: a fixed target encoder (e.g. SAR-JEPA's gradient features).
+
+    ``variance_weight > 0`` adds a variance hinge on the context embeddings (AD-L-JEPA),
+    a further guard against collapse beside any of the three targets.
     """
 
     def __init__(self, encoder: nn.Module, predictor: nn.Module, target_kind: str = "ema",
                  target_encoder: nn.Module | None = None, loss: str = "smooth_l1",
-                 normalize_targets: bool = True, sigreg: dict[str, Any] | None = None):
+                 normalize_targets: bool = True, sigreg: dict[str, Any] | None = None,
+                 variance_weight: float = 0.0, variance_target: float = 1.0):
         super().__init__()
         if target_kind not in TARGET_KINDS:
             raise ValueError(f"target kind {target_kind!r}: choose one of {TARGET_KINDS}")
@@ -40,6 +44,8 @@ class JEPA(nn.Module):
         self.target_kind = target_kind
         self.loss_name = loss
         self.normalize_targets = bool(normalize_targets)
+        self.variance_weight = float(variance_weight)
+        self.variance_target = float(variance_target)
         self.target: nn.Module | None = None
         if target_kind == "ema":
             self.target = copy.deepcopy(encoder)
@@ -86,6 +92,12 @@ class JEPA(nn.Module):
             out["loss"] = (1.0 - self.sigreg_weight) * pred_loss + self.sigreg_weight * reg
         else:
             out["loss"] = pred_loss
+        if self.variance_weight > 0:
+            valid = batch_valid(batch)
+            kept = gather_tokens(valid, masks.context) if valid is not None else None
+            var = variance_hinge(context, self.variance_target, kept)
+            out["variance"] = var
+            out["loss"] = out["loss"] + self.variance_weight * var
         return out
 
     @torch.no_grad()

@@ -19,3 +19,20 @@ def latent_loss(pred: torch.Tensor, target: torch.Tensor, name: str = "smooth_l1
     if name == "l1":
         return F.l1_loss(pred, target)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def variance_hinge(tokens: torch.Tensor, target_std: float = 1.0,
+                   valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over dimensions of ``relu(target_std - std)`` of ``tokens [B, N, D]``.
+
+    The VICReg-style variance term AD-L-JEPA adds to its EMA objective: it keeps every
+    embedding dimension varying across tokens and samples, so the encoder cannot drift
+    towards a low-rank solution on small data sets. ``valid [B, N]`` excludes padding.
+    """
+    flat = tokens.float().reshape(-1, tokens.shape[-1])
+    if valid is not None:
+        flat = flat[valid.reshape(-1).bool()]
+    if flat.shape[0] < 2:
+        return flat.sum() * 0.0
+    std = torch.sqrt(flat.var(dim=0) + 1e-4)
+    return F.relu(target_std - std).mean()
