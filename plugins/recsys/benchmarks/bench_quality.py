@@ -5,7 +5,7 @@ encoders at random init, popularity and item-kNN on co-occurrence: Recall@10 and
 over the full catalogue, overall and on long-tail held-out items (outside the top 20%
 most popular), with RankMe beside the embeddings.
 
-    python benchmarks/bench_quality.py [--data DIR] [--steps N] [--out DIR]
+    python benchmarks/bench_quality.py [--data DIR] [--steps N] [--out DIR] [--set K=V]
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import polyjepa as pj
 import torch
+
+import polyjepa as pj
 from polyjepa_recsys.evaluators import NextItem
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,13 +38,15 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT / "recsys" / "ml-100k"))
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for both recipes, e.g. dataset.audience=32")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-recsys-"))
     rows: list[tuple[str, dict[str, float], str]] = []
     baselines: dict[str, float] = {}
     for recipe in ("recsys", "recsys_seq"):
         run = pj.pretrain(recipe, data=args.data, out=out / recipe, steps=args.steps,
-                          progress=False)
+                          overrides=list(args.set), progress=False)
         cfg = run.config
         dataset = pj.create_dataset(cfg["dataset"]["name"], args.data,
                                     **{k: v for k, v in cfg["dataset"].items() if k != "name"},
@@ -58,16 +61,24 @@ def main() -> None:
     for name, prefix in (("popularity", "pop_"), ("item-kNN (co-occurrence)", "itemknn_")):
         rows.append((name, {k[len(prefix):]: v for k, v in baselines.items()
                             if k.startswith(prefix)}, "-"))
-    print(f"MovieLens-100k ({args.data}), leave-last-out, {int(baselines['n_users'])} users, "
-          f"{int(baselines['n_tail_targets'])} long-tail targets, full ranking; "
-          f"{args.steps} pre-training steps")
-    head = f"{'model':34s} {'R@10':>7s} {'NDCG@10':>8s} {'tail R@10':>10s} {'tail NDCG@10':>13s} {'RankMe':>7s}"
+    n, n_tail = int(baselines["n_users"]), int(baselines["n_tail_targets"])
+    print(f"MovieLens-100k ({args.data}), leave-last-out, {n} users ({n_tail} with a "
+          f"long-tail held-out item), full ranking over the catalogue, training items "
+          f"excluded; {args.steps} pre-training steps per recipe")
+    head = (f"{'model':30s} {'R@10':>7s} {'NDCG@10':>8s} {'tail R@10':>10s} "
+            f"{'tail NDCG@10':>13s} {'RankMe':>7s}")
     print(head)
     print("-" * len(head))
     for name, m, rk in rows:
         rank = rk or f"{m['rankme']:7.1f}"
-        print(f"{name:34s} {m['recall@10']:7.4f} {m['ndcg@10']:8.4f} "
+        print(f"{name:30s} {m['recall@10']:7.4f} {m['ndcg@10']:8.4f} "
               f"{m['tail_recall@10']:10.4f} {m['tail_ndcg@10']:13.4f} {rank:>7s}")
+
+    def se(p: float, k: int) -> float:
+        return (p * (1 - p) / max(k, 1)) ** 0.5
+
+    print(f"binomial standard error of a Recall@10: about {se(0.05, n):.4f} near 0.05 "
+          f"({n} users), {se(0.02, n_tail):.4f} near 0.02 on the tail ({n_tail} users)")
 
 
 if __name__ == "__main__":

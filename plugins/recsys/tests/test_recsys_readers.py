@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import polyjepa as pj
 import pytest
+
+import polyjepa as pj
 from polyjepa import testing
 from polyjepa_recsys.io import read_interactions
 
@@ -15,6 +16,9 @@ def test_recbole_atomic_files(ml100k):
     assert rec.items is not None and len(rec.items) == 1682
     assert rec.item_types["class"] == "token_seq"
     assert rec.users is not None and len(rec.users) == 943
+    assert rec.user_types == {"age": "float", "gender": "token", "occupation": "token",
+                              "zip_code": "token"}
+    assert rec.users.set_index("user").loc["1", "occupation"] == "technician"
     assert set(rec.interactions["rating"].unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
@@ -31,6 +35,13 @@ def test_item_dataset_split_and_state(item_ds):
     assert item["valid"].dtype == torch_bool()
     dep = np.asarray(item_ds.state["dependence"])
     assert dep.shape == (len(kinds), len(kinds)) and np.allclose(dep, dep.T)
+    names = list(kinds)
+    # the hashed id and the (nearly unique) title words carry no dependence; the genres
+    # depend on the release year more than on nothing
+    for near_unique in ("item_id", "movie_title"):
+        i = names.index(near_unique)
+        assert np.count_nonzero(dep[i]) == 1 and dep[i, i] == 1.0
+    assert dep[names.index("class"), names.index("release_year")] > 0.01
     testing.check_dataset("recsys.items", str(item_ds.source))
 
 
@@ -108,3 +119,111 @@ def test_corrupt_parquet(tmp_path):
 def test_missing_path():
     with pytest.raises(pj.DataError, match="no such file"):
         read_interactions("/nonexistent/ratings.csv")
+
+
+@pytest.mark.parametrize("layout", ["100k", "1m"])
+def test_movielens_layouts(movielens_layouts, layout):
+    folder = movielens_layouts[layout]
+    rec = read_interactions(folder)
+    assert len(rec.interactions) == movielens_layouts["n"]
+    assert rec.interactions["user"].nunique() == 30
+    assert rec.items is not None and len(rec.items) == 1682
+    assert rec.item_types == {"genre": "token_seq", "release_year": "float"}
+    toy = rec.items.set_index("item").loc["1"]  # Toy Story (1995)
+    assert set(toy["genre"].split()) == {"Animation", "Children's", "Comedy"}
+    assert toy["release_year"] == 1995
+    assert rec.users is not None and len(rec.users) == 943
+    assert rec.users.set_index("user").loc["2", "gender"] == "F"
+    assert rec.user_types["occupation"] == "token"
+    # the same log through the file path instead of the folder
+    name = "u.data" if layout == "100k" else "ratings.dat"
+    assert len(read_interactions(folder / name).interactions) == movielens_layouts["n"]
+    ds = pj.create_dataset("recsys.items", str(folder))
+    kinds = {f["name"]: f["kind"] for f in ds.state["fields"]}
+    assert kinds == {"item_id": "hash", "genre": "multi", "release_year": "num",
+                     "popularity": "num"}
+
+
+def test_tsv_log_with_dates_and_feature_tables(ml100k, small_log, tmp_path):
+    df = pd.read_csv(small_log / "ratings.csv")
+    df = df.rename(columns={"user_id": "userId", "item_id": "movieId"})
+    df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    df.to_csv(tmp_path / "log.tsv", sep="\t", index=False)
+    users = pd.read_csv(ml100k / "ml-100k.user", sep="\t", dtype=str)
+    users.columns = ["userId", "age", "sex", "occupation", "zip"]
+    users.to_parquet(tmp_path / "users.parquet")
+    rec = read_interactions(tmp_path / "log.tsv", items=small_log / "movies.csv",
+                            users=tmp_path / "users.parquet")
+    assert len(rec.users) == 943 and rec.user_types["age"] == "float"
+    assert rec.user_types["occupation"] == "token"
+    ref = read_interactions(small_log / "ratings.csv")
+    assert (rec.interactions["user"] == ref.interactions["user"]).all()
+    assert np.allclose(rec.interactions["timestamp"], ref.interactions["timestamp"])
+    assert rec.item_types["genres"] == "token_seq"
+
+
+def test_implicit_log_without_rating_or_time(small_log, tmp_path):
+    df = pd.read_csv(small_log / "ratings.csv")[["user_id", "item_id"]]
+    df.to_parquet(tmp_path / "clicks.parquet")
+    rec = read_interactions(tmp_path / "clicks.parquet")
+    assert (rec.interactions["rating"] == 1.0).all()
+    # without timestamps the file order is the chronological order
+    assert (np.diff(rec.interactions["timestamp"]) > 0).all()
+
+
+def test_audience_field(ml100k, small_log):
+    small = pj.create_dataset("recsys.items", str(small_log), audience=6)
+    names = [f["name"] for f in small.state["fields"]]
+    assert names[-1] == "audience" and small.state["max_values"] >= 6
+    f = len(names) - 1
+    codes = small.data.item_x[:, f]
+    n_users = (codes > 0).sum(1)
+    counts = torch_bincount(small)
+    # every trained item lists its distinct training users, at most 6 of them
+    assert (n_users.numpy() == np.minimum(counts, 6)).all()
+    assert not small.data.item_valid[small.split.cold, f].any()
+    again = pj.create_dataset("recsys.items", str(small_log), audience=6)
+    assert np.array_equal(again.data.item_x.numpy(), small.data.item_x.numpy())
+    # reused with the run's state, the field keeps its width without being asked again
+    full = pj.create_dataset("recsys.items", str(small_log / "full"), state=small.state)
+    assert int((full.data.item_x[:, f] > 0).sum(1).max()) == 6
+
+
+def torch_bincount(ds):
+    return np.asarray([len(set(u for u, h in zip(ds.split.users, ds.split.histories)
+                                if i in set(h.tolist())))
+                       for i in range(ds.split.n_items)])
+
+
+def test_unparseable_dates(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n1,2,2020-01-01\n1,3,not a date\n")
+    with pytest.raises(pj.DataError, match=r"log\.csv.*timestamp"):
+        read_interactions(path)
+
+
+def test_high_cardinality_fields_are_hashed(item_ds, ml100k):
+    ds = pj.create_dataset("recsys.items", str(ml100k), max_vocab=300)
+    spec = {f["name"]: f for f in ds.state["fields"]}
+    # 2,600+ distinct title words: hashed into 300 buckets; 19 genres keep a vocabulary
+    assert spec["movie_title"]["hash_values"] and spec["movie_title"]["size"] == 300
+    assert "vocab" not in spec["movie_title"] and len(spec["class"]["vocab"]) == 19
+    f = list(spec).index("movie_title")
+    codes = ds.data.item_x[:, f]
+    assert int(codes.max()) <= 300 and bool(ds.data.item_valid[:, f].all())
+    # the default vocabulary holds every title word, so nothing is hashed
+    assert "vocab" in {g["name"]: g for g in item_ds.state["fields"]}["movie_title"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "empty"),
+    ("item_id,genres\n", "no rows"),
+    ("name,genres\n1,Drama\n", "no item id column"),
+    ("item_id,price\n" + "".join(f"{i},{i}.5\n" for i in range(30)) + "31,inf\n", "infinite"),
+])
+def test_bad_item_tables(small_log, tmp_path, content, problem):
+    path = tmp_path / "items.csv"
+    path.write_text(content)
+    with pytest.raises(pj.DataError, match=r"items\.csv") as err:
+        read_interactions(small_log / "ratings.csv", items=path)
+    assert problem in str(err.value)

@@ -7,10 +7,15 @@ every item becomes ``n_fields`` feature tokens, stored as a float array ``[n_fie
 - ``hash``: the item id, hashed into ``id_buckets`` (1-based; 0 = unknown). Only items
   seen in the training interactions get an id token; a cold-start item has none and is
   represented by its other features alone.
-- ``cat``: a categorical column, code ``1..V`` in a vocabulary of the training catalogue.
+- ``cat``: a categorical column, code ``1..V`` in a vocabulary of the training catalogue;
+  a column with more than ``max_vocab`` distinct values is hashed into ``max_vocab``
+  buckets instead (no vocabulary to keep, and values unseen in training still embed).
 - ``multi``: a multi-valued column (genres, title words), up to ``W`` codes.
 - ``num``: a numerical column, standardised, ``[value, 1]``.
 - ``popularity``: ``log1p`` of the item's training interaction count (numerical).
+- ``audience`` (when ``audience > 0``): up to that many of the item's training users,
+  hashed into ``user_buckets`` (multi-valued; a seeded sample for popular items), so the
+  item tower sees who interacted with an item beside what the item is.
 
 Vocabularies, numerical statistics, the training item set and the estimated field
 dependence are the dataset's ``state``: saved with the run and reused at evaluate/embed.
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from polyjepa import DataError
 
 from .io import RecData, read_interactions
@@ -71,16 +77,22 @@ def field_dependence(x: np.ndarray, valid: np.ndarray, kinds: list[str]) -> np.n
 
     Estimated on the catalogue (items with both fields present); multi-valued fields count
     a value set as one category and numerical fields are binned by deciles. The hashed id
-    is unique per item, so it is given no dependence on the other fields.
+    is unique per item, so it is given no dependence on the other fields; neither is any
+    field whose values are nearly unique per item (more distinct values than half the
+    items that have it, such as a title's word set), whose mutual information with any
+    other field would only measure that it identifies the item.
     """
     from sklearn.metrics import normalized_mutual_info_score
 
     f = len(kinds)
     labels = [_field_labels(x[:, i], valid[:, i], kinds[i]) for i in range(f)]
+    unique = [kinds[i] == "hash" or
+              len(np.unique(labels[i][labels[i] >= 0])) > 0.5 * max(1, int((labels[i] >= 0).sum()))
+              for i in range(f)]
     dep = np.eye(f)
     for i in range(f):
         for j in range(i + 1, f):
-            if "hash" in (kinds[i], kinds[j]):
+            if unique[i] or unique[j]:
                 continue
             both = (labels[i] >= 0) & (labels[j] >= 0)
             if both.sum() < 2:
@@ -95,7 +107,8 @@ class RecsysData:
     def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
                  items: str | None = None, min_rating: float | None = None,
                  id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
-                 popularity: bool = True, item_features: list[str] | None = None):
+                 popularity: bool = True, item_features: list[str] | None = None,
+                 audience: int = 0, user_buckets: int = 4096):
         if data is None:
             from .demo import movielens_100k_path
 
@@ -139,13 +152,39 @@ class RecsysData:
             hist.append(item_idx[s:e - 1])
             targets.append(item_idx[e - 1])
         self.split = Split(n_items, users, hist, np.asarray(targets, np.int64), counts, cold)
+        for spec in state.get("fields", []):
+            if spec.get("hashed"):  # the run's audience field: the same number of users
+                audience = int(spec["max_users"])
+        self.audience_k = int(audience)
+        self.audience = self._audience(inter, item_idx, train_mask, n_items, self.audience_k)
         self._featurize(rec, state, counts, cold, id_buckets, max_values, max_vocab,
-                        popularity, item_features, sorted(train_items))
+                        popularity, item_features, sorted(train_items), int(user_buckets))
+
+    @staticmethod
+    def _audience(inter: pd.DataFrame, item_idx: np.ndarray, train_mask: np.ndarray,
+                  n_items: int, k: int) -> list[list[str]]:
+        """Up to ``k`` training users of every item (a seeded sample where there are more)."""
+        out: list[list[str]] = [[] for _ in range(n_items)]
+        if k <= 0:
+            return out
+        users = inter["user"].to_numpy()[train_mask]
+        items = item_idx[train_mask]
+        order = np.argsort(items, kind="stable")
+        bounds = np.flatnonzero(np.diff(items[order])) + 1
+        rng = np.random.default_rng(0)
+        for chunk in np.split(order, bounds):
+            if len(chunk) == 0:
+                continue
+            who = sorted(set(users[chunk]))
+            if len(who) > k:
+                who = sorted(rng.choice(who, size=k, replace=False).tolist())
+            out[int(items[chunk[0]])] = [str(u) for u in who]
+        return out
 
     def _featurize(self, rec: RecData, state: dict[str, Any], counts: np.ndarray,
                    cold: np.ndarray, id_buckets: int, max_values: int, max_vocab: int,
                    popularity: bool, item_features: list[str] | None,
-                   train_items: list[str]) -> None:
+                   train_items: list[str], user_buckets: int = 4096) -> None:
         n = len(self.item_ids)
         table = None
         if rec.items is not None:
@@ -180,13 +219,22 @@ class RecsysData:
                 if not values:
                     continue
                 vc = pd.Series(values).value_counts(sort=True)
-                vocab = [str(v) for v in vc.index[:max_vocab]]
-                fields.append({"name": col, "kind": "multi" if kind == "token_seq" else "cat",
-                               "size": len(vocab), "vocab": vocab})
+                fkind = "multi" if kind == "token_seq" else "cat"
+                if len(vc) > max_vocab:  # high cardinality: hash values into max_vocab buckets
+                    fields.append({"name": col, "kind": fkind, "size": int(max_vocab),
+                                   "hash_values": True})
+                    continue
+                vocab = [str(v) for v in vc.index]
+                fields.append({"name": col, "kind": fkind, "size": len(vocab), "vocab": vocab})
             if popularity:
                 pop = np.log1p(counts[~cold]) if (~cold).any() else np.zeros(1)
                 fields.append({"name": "popularity", "kind": "num", "mean": float(pop.mean()),
                                "std": float(max(pop.std(), 1e-6))})
+            n_aud = max((len(a) for a in self.audience), default=0)
+            if n_aud:
+                fields.append({"name": "audience", "kind": "multi", "size": int(user_buckets),
+                               "hashed": True, "max_users": self.audience_k})
+                max_values = max(int(max_values), self.audience_k)
         w = max(2, int(max_values))
         x = np.zeros((n, len(fields), w), np.float32)
         valid = np.zeros((n, len(fields)), bool)
@@ -197,6 +245,12 @@ class RecsysData:
                     if not cold[i]:
                         x[i, f, 0] = _hash(item, int(spec["size"]))
                 valid[:, f] = ~cold
+                continue
+            if spec.get("hashed"):  # the item's training users, hashed
+                for i, who in enumerate(self.audience):
+                    codes = [_hash(u, int(spec["size"])) for u in who[:w]]
+                    x[i, f, :len(codes)] = codes
+                    valid[i, f] = bool(codes)
                 continue
             if name == "popularity" and kind == "num":
                 raw = np.log1p(counts).astype(np.float64)
@@ -213,11 +267,15 @@ class RecsysData:
                 x[ok, f, 1] = 1.0
                 valid[:, f] = ok
                 continue
-            lookup = {v: k + 1 for k, v in enumerate(spec["vocab"])}
+            hashed = bool(spec.get("hash_values"))
+            lookup = {} if hashed else {v: k + 1 for k, v in enumerate(spec["vocab"])}
             for i, s in enumerate(col.to_numpy()):
                 toks = _split_values(s) if kind == "multi" else (
                     [s.strip()] if isinstance(s, str) and s.strip() else [])
-                codes = [lookup[t] for t in toks if t in lookup][:w]
+                if hashed:
+                    codes = [_hash(t, int(spec["size"])) for t in toks][:w]
+                else:
+                    codes = [lookup[t] for t in toks if t in lookup][:w]
                 if codes:
                     x[i, f, :len(codes)] = codes
                     valid[i, f] = True

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
 from polyjepa import TokenEncoder, init_weights, sincos_pos_embed
 
 DEFAULT_FIELDS = [{"name": "item_id", "kind": "hash", "size": 4096}]
@@ -32,11 +33,15 @@ class FieldEmbedder(nn.Module):
                 self.tables.append(nn.Embedding(int(f["size"]) + 1, dim, padding_idx=0))
             else:
                 raise ValueError(f"unknown field kind {f['kind']!r} (hash, cat, multi, num)")
+        # every field starts at the same small scale, so that no field (a numerical one
+        # with a default-initialised linear map, say) dominates the untrained item token
         for t in self.tables:
+            nn.init.normal_(t.weight, std=0.02)
             if isinstance(t, nn.Embedding):
-                nn.init.normal_(t.weight, std=0.02)
                 with torch.no_grad():
                     t.weight[0].zero_()
+            else:
+                nn.init.zeros_(t.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] != len(self.kinds):
@@ -62,8 +67,9 @@ class ItemTower(TokenEncoder):
     """Item tower: one token per feature field (grid ``(n_fields,)``).
 
     ``fields`` (normally filled from the dataset's ``encoder_hints``) lists each field's
-    ``kind`` and vocabulary ``size``. A token is the field's embedding plus a learned
-    field-identity embedding and a fixed sin-cos position.
+    ``kind`` and vocabulary ``size``. A token is the field's layer-normed embedding (so
+    that every field's content is on the scale of the positional terms from the start)
+    plus a learned field-identity embedding and a fixed sin-cos position.
     """
 
     def __init__(self, fields: list[dict[str, Any]] | None = None, embed_dim: int = 64,
@@ -73,6 +79,7 @@ class ItemTower(TokenEncoder):
         fields = fields or DEFAULT_FIELDS
         self.n_fields = len(fields)
         self.embed = FieldEmbedder(fields, embed_dim)
+        self.field_norm = nn.LayerNorm(embed_dim)
         self.field_embed = nn.Parameter(torch.zeros(self.n_fields, embed_dim))
         nn.init.normal_(self.field_embed, std=0.02)
         self.register_buffer("pos", sincos_pos_embed((self.n_fields,), embed_dim),
@@ -91,7 +98,7 @@ class ItemTower(TokenEncoder):
         return (int(self._x(batch).shape[1]),)
 
     def tokenize(self, batch: Any) -> torch.Tensor:
-        tok = self.embed(self._x(batch))
+        tok = self.field_norm(self.embed(self._x(batch)))
         return tok + self.field_embed + self.pos.to(tok.dtype)
 
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from polyjepa import DataError, EvalContext
+
+from polyjepa import DataError, EvalContext, collate
 
 
 def ranks(scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -68,26 +69,42 @@ def itemknn_scores(histories: Sequence[np.ndarray], n_items: int, shrink: float 
     m[rows, cols] = 1.0
     co = m.T @ m
     norm = np.sqrt(np.diag(co))
-    sim = co / (np.outer(norm, norm) + shrink)
+    denom = np.outer(norm, norm) + float(shrink)
+    sim = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
     np.fill_diagonal(sim, 0.0)
     return m @ sim
 
 
-def embedding_scores(user_z: np.ndarray, item_z: np.ndarray) -> np.ndarray:
-    """Cosine scores after centring both sides on the catalogue's mean item embedding."""
-    mu = item_z.mean(axis=0, keepdims=True)
-    u = user_z - mu
-    v = item_z - mu
-    u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    return u @ v.T
+def _unit(z: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    if centre is not None:
+        z = z - centre
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def history_profile(item_z: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """A user as the mean of their (centred, normalised) history item embeddings."""
-    mu = item_z.mean(axis=0, keepdims=True)
-    v = item_z - mu
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+def embedding_scores(user_z: np.ndarray, item_z: np.ndarray, centre: bool = True
+                     ) -> np.ndarray:
+    """Cosine scores between users and items.
+
+    ``centre`` first subtracts the catalogue's mean item embedding from both sides, so
+    that the direction all embeddings share does not dominate every cosine. ``user_z``
+    must not be centred already (a profile from :func:`history_profile` is: score it with
+    :class:`NextItem`, or against ``item_z`` centred by hand).
+    """
+    mu = np.asarray(item_z, np.float64).mean(axis=0, keepdims=True) if centre else None
+    return _unit(user_z, mu) @ _unit(item_z, mu).T
+
+
+def history_profile(item_z: np.ndarray, histories: Sequence[np.ndarray],
+                    centre: bool = True) -> np.ndarray:
+    """A user as the mean of their (centred) normalised history item embeddings.
+
+    Scored against the same centred, normalised item embeddings this ranks an item by
+    its summed cosine similarity to the history (item-to-item retrieval, as item-kNN does
+    on co-occurrence). The profile lives in the centred space already.
+    """
+    mu = np.asarray(item_z, np.float64).mean(axis=0, keepdims=True) if centre else None
+    v = _unit(item_z, mu)
     return np.stack([v[h].mean(axis=0) if len(h) else np.zeros(v.shape[1]) for h in histories])
 
 
@@ -108,30 +125,66 @@ def item_embeddings(encoder: Any, dataset: Any, batch_size: int = 256,
     return np.concatenate(out)
 
 
-def user_item_embeddings(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
-    """(user, item) embeddings for the dataset in ``ctx``: item tower or sequence encoder."""
+def latest_embeddings(encoder: Any, dataset: Any, batch_size: int = 256,
+                      device: str = "cpu") -> np.ndarray:
+    """Each user's encoder output at the latest history position (right-aligned)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(dataset), batch_size):
+            batch = collate([dataset[i] for i in range(s, min(len(dataset), s + batch_size))])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out.append(encoder(batch)[:, -1].float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def user_item_embeddings(ctx: EvalContext, centre: bool = True, user: str = "latest"
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) embeddings for the dataset in ``ctx``: item tower or sequence encoder.
+
+    For a sequence encoder ``user="latest"`` takes the output at the latest history
+    position, which attends to the whole history and sits where the one-item histories
+    of the candidate items sit; ``user="mean"`` takes the pooled embedding of the history
+    (what ``embed`` returns).
+    """
     ds = ctx.dataset
     kind = getattr(ds, "kind", None)
     if kind == "items":
         item_z = np.asarray(ctx.embeddings, np.float64)
-        return history_profile(item_z, ds.split.histories), item_z
+        return history_profile(item_z, ds.split.histories, centre), item_z
     if kind == "sequences":
         if ctx.encoder is None:
             raise DataError("next-item evaluation of a sequence encoder needs the encoder")
         bs = int(ctx.extra.get("batch_size", 256))
-        item_z = item_embeddings(ctx.encoder, ds, bs, str(ctx.extra.get("device", "cpu")))
-        return np.asarray(ctx.embeddings, np.float64), item_z.astype(np.float64)
+        device = str(ctx.extra.get("device", "cpu"))
+        item_z = item_embeddings(ctx.encoder, ds, bs, device)
+        if user == "latest":
+            user_z = latest_embeddings(ctx.encoder, ds, bs, device)
+        elif user == "mean":
+            user_z = np.asarray(ctx.embeddings, np.float64)
+        else:
+            raise ValueError(f"user={user!r}: choose 'latest' or 'mean'")
+        return user_z.astype(np.float64), item_z.astype(np.float64)
     raise DataError("recsys.next_item needs a recsys dataset (recsys.items or "
                     "recsys.sequences) in the evaluation context")
 
 
 class NextItem:
-    """Leave-last-out next-item Recall@K, NDCG@K, MRR; tail/cold slices; popularity beside."""
+    """Leave-last-out next-item Recall@K, NDCG@K, MRR; tail/cold slices; popularity beside.
+
+    A sequence encoder's user is its output at the latest history position (``user=
+    "latest"``) or its pooled history embedding (``user="mean"``). Users are scored
+    ``chunk`` at a time, so memory stays ``chunk x n_items`` however
+    many users there are. ``centre`` subtracts the mean item embedding before the cosine
+    (once: an item-tower profile is averaged from centred item embeddings).
+    """
 
     needs_labels = False
 
     def __init__(self, ks: Sequence[int] = (10, 20), head_share: float = 0.2,
-                 cold_max: int = 5, baselines: Sequence[str] = ("popularity",)):
+                 cold_max: int = 5, baselines: Sequence[str] = ("popularity",),
+                 centre: bool = True, chunk: int = 1024, user: str = "latest"):
         self.ks = tuple(int(k) for k in ks)
         self.head_share = float(head_share)
         self.cold_max = int(cold_max)
@@ -139,9 +192,23 @@ class NextItem:
         if unknown:
             raise ValueError(f"unknown baseline(s) {sorted(unknown)}: popularity, itemknn")
         self.baselines = tuple(baselines)
+        self.centre = bool(centre)
+        self.chunk = max(1, int(chunk))
+        if user not in ("latest", "mean"):
+            raise ValueError(f"user={user!r}: choose 'latest' or 'mean'")
+        self.user = user
 
-    def score(self, name: str, scores: np.ndarray, split: Any) -> dict[str, float]:
-        r = ranks(scores, split.targets, split.histories)
+    def score(self, name: str, scores: Any, split: Any) -> dict[str, float]:
+        """Metrics of one scorer: an array ``[users, items]`` or ``f(start, stop)`` giving
+        the score rows of users ``start:stop``."""
+        n = len(split.targets)
+        if callable(scores):
+            r = np.concatenate([ranks(scores(s, min(n, s + self.chunk)),
+                                      split.targets[s:s + self.chunk],
+                                      split.histories[s:s + self.chunk])
+                                for s in range(0, n, self.chunk)])
+        else:
+            r = ranks(scores, split.targets, split.histories)
         prefix = "" if name == "model" else f"{name}_"
         out = rank_metrics(r, self.ks, prefix)
         for sl, mask in slices(split.counts, split.cold, self.head_share,
@@ -155,13 +222,21 @@ class NextItem:
         split = getattr(ds, "split", None)
         if split is None or len(split.targets) == 0:
             raise DataError("recsys.next_item: the dataset has no held-out interactions")
-        user_z, item_z = user_item_embeddings(ctx)
+        user_z, item_z = user_item_embeddings(ctx, self.centre, self.user)
         if len(user_z) != len(split.targets):
             raise DataError(f"{len(user_z)} user embeddings for {len(split.targets)} users")
-        out = self.score("model", embedding_scores(user_z, item_z), split)
+        if not (np.isfinite(user_z).all() and np.isfinite(item_z).all()):
+            raise DataError("recsys.next_item: the embeddings contain NaN or infinite values")
+        mu = item_z.mean(axis=0, keepdims=True) if self.centre else None
+        # item-tower profiles are built from already centred item embeddings
+        users = _unit(user_z, mu if getattr(ds, "kind", None) == "sequences" else None)
+        items = _unit(item_z, mu)
+        out = self.score("model", lambda s, e: users[s:e] @ items.T, split)
         n_users = len(split.targets)
         if "popularity" in self.baselines:
-            out.update(self.score("pop", popularity_scores(split.counts, n_users), split))
+            counts = split.counts.astype(np.float64)
+            out.update(self.score("pop", lambda s, e: np.broadcast_to(
+                counts, (e - s, len(counts))), split))
         if "itemknn" in self.baselines:
             out.update(self.score("itemknn", itemknn_scores(split.histories, split.n_items),
                                   split))

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from polyjepa import DataError
 
 USER_COLS = ("user_id", "userid", "user", "uid", "visitorid", "customer_id")
@@ -39,7 +40,8 @@ ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "C
 class RecData:
     """Interactions (``user``, ``item``, ``rating``, ``timestamp``) plus feature tables.
 
-    ``item_types`` maps each item feature column to ``token``, ``token_seq`` or ``float``.
+    ``item_types`` maps each item feature column to ``token``, ``token_seq`` or ``float``;
+    ``user_types`` does the same for the user table (column ``user`` holds the user id).
     """
 
     interactions: pd.DataFrame
@@ -47,6 +49,7 @@ class RecData:
     item_types: dict[str, str] = field(default_factory=dict)
     users: pd.DataFrame | None = None
     source: str = "<data>"
+    user_types: dict[str, str] = field(default_factory=dict)
 
 
 def _read_table(path: Path, sep: str | None = None, header: Any = "infer",
@@ -119,11 +122,16 @@ def _interactions(df: pd.DataFrame, path: Path, user: str | None = None,
         ts = df[timestamp]
         if not pd.api.types.is_numeric_dtype(ts) and pd.to_numeric(ts, errors="coerce").isna().any():
             try:
-                parsed = pd.to_datetime(ts, errors="raise")
+                parsed = pd.to_datetime(ts, errors="raise", utc=True)
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{path}: timestamp column {timestamp!r} is neither numeric "
                                 f"nor a date: {exc}") from exc
-            out["timestamp"] = parsed.astype("int64").to_numpy() / 1e9
+            if parsed.isna().any():
+                row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+                raise DataError(f"{path}: timestamp ({timestamp!r}) is missing in row {row + 1}")
+            # seconds since the epoch, whatever resolution pandas parsed the dates at
+            seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(1, "s")
+            out["timestamp"] = np.asarray(seconds, dtype=np.float64)
         else:
             out["timestamp"] = _numeric(ts, path, f"timestamp ({timestamp!r})")
     else:
@@ -149,13 +157,24 @@ def _atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 def _items_from(df: pd.DataFrame, types: dict[str, str], path: Path,
                 item_col: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    return _features_from(df, types, path, item_col, ITEM_COLS, "item")
+
+
+def _users_from(df: pd.DataFrame, types: dict[str, str], path: Path,
+                user_col: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    return _features_from(df, types, path, user_col, USER_COLS, "user")
+
+
+def _features_from(df: pd.DataFrame, types: dict[str, str], path: Path, item_col: str | None,
+                   id_names: tuple[str, ...], key: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A feature table keyed by ``key`` (item or user) with typed feature columns."""
     cols = [str(c) for c in df.columns]
-    item_col = item_col or _find(cols, ITEM_COLS)
+    item_col = item_col or _find(cols, id_names)
     if item_col is None:
-        raise DataError(f"{path}: the item table has no item id column among {cols}")
+        raise DataError(f"{path}: the {key} table has no {key} id column among {cols}")
     if len(df) == 0:
-        raise DataError(f"{path}: the item table has no rows")
-    out = pd.DataFrame({"item": df[item_col].astype(str).str.strip()})
+        raise DataError(f"{path}: the {key} table has no rows")
+    out = pd.DataFrame({key: df[item_col].astype(str).str.strip()})
     kinds: dict[str, str] = {}
     for col in cols:
         if col == item_col:
@@ -182,14 +201,14 @@ def _items_from(df: pd.DataFrame, types: dict[str, str], path: Path,
         if kind == "float":
             values = pd.to_numeric(series, errors="coerce").astype(np.float64)
             if np.isinf(values.to_numpy()).any():
-                raise DataError(f"{path}: item column {col!r} holds infinite values")
+                raise DataError(f"{path}: {key} column {col!r} holds infinite values")
             out[col] = values
         elif kind == "token_seq":
             out[col] = series.fillna("").astype(str).str.replace("|", " ", regex=False)
         else:
             out[col] = series.fillna("").astype(str).str.strip()
         kinds[col] = kind
-    out = out.drop_duplicates("item", keep="first").reset_index(drop=True)
+    out = out.drop_duplicates(key, keep="first").reset_index(drop=True)
     return out, kinds
 
 
@@ -210,7 +229,13 @@ def _movielens_100k(folder: Path) -> RecData:
         table = pd.DataFrame({"item_id": raw["item_id"], "genre": genres,
                               "release_year": pd.to_numeric(year, errors="coerce")})
         items, types = _items_from(table, {"genre": "token_seq", "release_year": "float"}, ipath)
-    return RecData(inter, items, types, None, str(path))
+    rec = RecData(inter, items, types, None, str(path))
+    upath = folder / "u.user"
+    if upath.is_file():
+        raw = _read_table(upath, sep="|", header=None, encoding="latin-1",
+                          names=["user_id", "age", "gender", "occupation", "zip_code"])
+        rec.users, rec.user_types = _users_from(raw, {"age": "float"}, upath)
+    return rec
 
 
 def _movielens_dat(folder: Path) -> RecData:
@@ -227,30 +252,42 @@ def _movielens_dat(folder: Path) -> RecData:
                                             errors="coerce")
         items, types = _items_from(raw[["item_id", "genre", "release_year"]],
                                    {"genre": "token_seq", "release_year": "float"}, mpath)
-    return RecData(inter, items, types, None, str(path))
+    rec = RecData(inter, items, types, None, str(path))
+    upath = folder / "users.dat"
+    if upath.is_file():  # ml-1m: age and occupation are codes, so categorical
+        raw = _read_table(upath, sep="::", header=None, encoding="latin-1",
+                          names=["user_id", "gender", "age", "occupation", "zip_code"])
+        rec.users, rec.user_types = _users_from(
+            raw, {"gender": "token", "age": "token", "occupation": "token",
+                  "zip_code": "token"}, upath)
+    return rec
 
 
 def _recbole(inter_path: Path) -> RecData:
     df, _ = _atomic(inter_path)
     inter = _interactions(df, inter_path)
-    items, types, users = None, {}, None
+    items, types = None, {}
     ipath = inter_path.with_suffix(".item")
     if ipath.is_file():
         raw, rtypes = _atomic(ipath)
         items, types = _items_from(raw, rtypes, ipath)
+    rec = RecData(inter, items, types, None, str(inter_path))
     upath = inter_path.with_suffix(".user")
     if upath.is_file():
-        users, _ = _atomic(upath)
-    return RecData(inter, items, types, users, str(inter_path))
+        raw, utypes = _atomic(upath)
+        rec.users, rec.user_types = _users_from(raw, utypes, upath)
+    return rec
 
 
 def read_interactions(data: Any, items: str | Path | None = None, user_col: str | None = None,
                       item_col: str | None = None, rating_col: str | None = None,
-                      time_col: str | None = None) -> RecData:
+                      time_col: str | None = None, users: str | Path | None = None
+                      ) -> RecData:
     """Read an interaction log (and its feature tables) from a file or folder.
 
-    ``items`` names a separate item feature table (CSV/TSV/Parquet) when the layout does
-    not bring one; the ``*_col`` arguments name columns that are not recognised.
+    ``items`` and ``users`` name separate item and user feature tables (CSV/TSV/Parquet)
+    when the layout does not bring them; the ``*_col`` arguments name columns that are not
+    recognised.
     """
     if isinstance(data, RecData):
         return data
@@ -302,4 +339,8 @@ def read_interactions(data: Any, items: str | Path | None = None, user_col: str 
         hints = {c: "token_seq" for c in raw.columns if str(c).lower() in ("genre", "genres")}
         table, types = _items_from(raw, hints, ipath)
         rec.items, rec.item_types = table, types
+    if users is not None:
+        upath = Path(users)
+        raw = _read_table(upath, sep="\t" if upath.suffix == ".tsv" else None)
+        rec.users, rec.user_types = _users_from(raw, {}, upath)
     return rec

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from polyjepa import Masks, choose
 
 _PUBLISHED: dict[int, np.ndarray] = {}
