@@ -156,8 +156,15 @@ def check_dataset(name: str, data: Any = None, min_items: int = 1, **kwargs: Any
 
 
 def check_evaluator(name: str, embeddings: np.ndarray | None = None,
-                    labels: np.ndarray | None = None, **kwargs: Any) -> dict[str, float]:
-    """An evaluator returns a non-empty dict of finite floats."""
+                    labels: np.ndarray | None = None, *, groups: np.ndarray | None = None,
+                    encoder: Any = None, dataset: Any = None,
+                    extra: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, float]:
+    """An evaluator returns a non-empty dict of finite floats.
+
+    ``groups``, ``encoder``, ``dataset`` and ``extra`` fill the :class:`EvalContext` for
+    evaluators that need more than embeddings (ranking over a catalogue, per-token probes);
+    ``kwargs`` go to the evaluator's factory.
+    """
     what = f"evaluator {name!r}"
     rng = np.random.default_rng(0)
     if embeddings is None:
@@ -165,7 +172,8 @@ def check_evaluator(name: str, embeddings: np.ndarray | None = None,
         if labels is None:
             labels = (embeddings[:, 0] > 0).astype(np.int64)
     ev = create_evaluator(name, **kwargs)
-    out = ev(EvalContext(np.asarray(embeddings), labels, seed=0))
+    out = ev(EvalContext(np.asarray(embeddings), labels, groups, encoder, dataset, seed=0,
+                         extra=dict(extra or {})))
     if not isinstance(out, dict) or not out:
         raise _fail(what, f"returned {out!r}, expected a non-empty dict of floats")
     for k, v in out.items():

@@ -213,3 +213,11 @@ def test_next_item_for_a_sequence_encoder(ml100k):
     assert np.allclose(z[:2], ref, atol=1e-5)
     with pytest.raises(ValueError, match="latest"):
         NextItem(user="first")
+
+
+def test_next_item_evaluator_contract(item_ds):
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(item_ds.split.n_items, 16))
+    out = testing.check_evaluator("recsys.next_item", emb, dataset=item_ds, ks=[10],
+                                  baselines=["popularity"])
+    assert {"recall@10", "ndcg@10", "mrr", "pop_recall@10"} <= set(out)
