@@ -86,13 +86,14 @@ def test_two_trial_sweep_end_to_end_with_workers(tmp_path, cli):
     out = tmp_path / "sweep"
     proc = cli("sweep", "array", "--grid", grid, "--out", str(out), "--workers", "2",
                "--no-progress")
-    assert "chosen by rankme: trial" in proc.stdout
-    assert "Spearman(rankme, linear_probe_acc)" in proc.stdout
+    assert "chosen by rankme_centered: trial" in proc.stdout
+    assert "Spearman(rankme_centered, linear_probe_acc)" in proc.stdout
+    assert "(with rankme instead:" in proc.stdout
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {r["status"] for r in rows} == {"complete"}
     assert [int(r["rank"]) for r in rows] == [1, 2]
-    ranks = [float(r["rankme"]) for r in rows]
+    ranks = [float(r["rankme_centered"]) for r in rows]
     assert ranks[0] >= ranks[1] > 1.0
     assert all(0.0 <= float(r["linear_probe_acc"]) <= 1.0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())
@@ -130,4 +131,5 @@ def test_same_trials_run_as_ray_tune_trials(core_only, tmp_path):
     # the same trial function: the same runs and metrics in both
     for a, b in zip(sorted(result.trials, key=lambda t: t["trial"]),
                     sorted(local.trials, key=lambda t: t["trial"])):
-        assert a["metrics"]["rankme"] == pytest.approx(b["metrics"]["rankme"], rel=1e-5)
+        assert a["metrics"]["rankme_centered"] == pytest.approx(
+            b["metrics"]["rankme_centered"], rel=1e-5)

@@ -11,7 +11,7 @@ The grid is a TOML/YAML file (or a dict)::
     method = "grid"                 # every combination; or "random"
     trials = 8                      # random search: how many draws
     seed = 0
-    metric = "rankme"               # or "rankme_centered"
+    metric = "rankme_centered"      # or "rankme" (the paper's, on raw embeddings)
     [params]
     "train.lr" = [3e-4, 1e-3, 3e-3]
     "masker.num_targets" = [2, 4]
@@ -48,7 +48,10 @@ SWEEP_FILE = "sweep.json"
 TRIAL_FILE = "trial.json"
 GRID_KEYS = {"method", "trials", "seed", "metric", "params", "set", "early_stop"}
 RANGE_KEYS = {"low", "high", "log", "int", "values", "choices"}
-METRICS = ("rankme", "rankme_centered")
+# Ranking uses the centred effective rank by default: encoders end in a LayerNorm, which
+# gives every embedding a shared offset that the raw effective rank counts as one dominant
+# direction (raw RankMe near 1 for runs whose centred rank is 20-40).
+METRICS = ("rankme_centered", "rankme")
 PROBE_KEYS = ("linear_probe_acc", "linear_probe_macro_auc", "linear_probe_r2")
 FINAL = ("complete", "collapsed", "diverged", "failed")
 _COMPONENT_SECTIONS = ("dataset", "encoder", "masker", "predictor")
@@ -67,7 +70,7 @@ class Grid:
     fixed: dict[str, Any] = field(default_factory=dict)
     trials: int | None = None
     seed: int = 0
-    metric: str = "rankme"
+    metric: str = "rankme_centered"
     early_stop: bool = True
 
 
@@ -80,6 +83,7 @@ class SweepResult:
     best: dict[str, Any] | None
     metric: str
     spearman: float | None = None
+    spearman_by_metric: dict[str, float | None] = field(default_factory=dict)
     probe_gap: float | None = None
     best_by_probe: dict[str, Any] | None = None
     files: dict[str, Path] = field(default_factory=dict)
@@ -113,7 +117,7 @@ def load_grid(grid: str | Path | dict[str, Any]) -> Grid:
     method = str(raw.get("method", "grid"))
     if method not in ("grid", "random"):
         raise ConfigError(f"{where}: method must be 'grid' or 'random', got {method!r}")
-    metric = str(raw.get("metric", "rankme"))
+    metric = str(raw.get("metric", "rankme_centered"))
     if metric not in METRICS:
         raise ConfigError(f"{where}: metric must be one of {METRICS}, got {metric!r}")
     params = _flatten(raw.get("params") or {})
@@ -527,6 +531,11 @@ def summarize(out: Path, records: list[dict[str, Any]], metric: str,
         scores = [_score(r, metric) for r, _ in with_probe]
         probes = [p[1] for _, p in with_probe]
         result.spearman = _spearman(scores, probes)
+        for name in METRICS:  # how each RankMe variant agrees with the probes
+            pairs = [(_score(r, name), p[1]) for r, p in with_probe]
+            pairs = [(a, b) for a, b in pairs if a > -math.inf]
+            result.spearman_by_metric[name] = _spearman(*map(list, zip(*pairs))) \
+                if pairs else None
         by_probe = max(with_probe, key=lambda rp: rp[1][1])
         result.best_by_probe = by_probe[0]
         chosen = _probe(best)
@@ -541,7 +550,8 @@ def summarize(out: Path, records: list[dict[str, Any]], metric: str,
     atomic_write_json(out / "summary.json", {
         "metric": metric, "best_trial": None if best is None else best["trial"],
         "best_overrides": None if best is None else best["overrides"],
-        "spearman": result.spearman, "probe_gap": result.probe_gap,
+        "spearman": result.spearman, "spearman_by_metric": result.spearman_by_metric,
+        "probe_gap": result.probe_gap,
         "best_trial_by_probe": None if result.best_by_probe is None
         else result.best_by_probe["trial"]})
     return result
@@ -651,6 +661,9 @@ def format_table(result: SweepResult) -> str:
     if result.spearman is not None:
         lines.append(f"Spearman({result.metric}, {probe_key}) across trials: "
                      f"{result.spearman:+.3f}")
+        for name, rho in result.spearman_by_metric.items():
+            if name != result.metric and rho is not None:
+                lines.append(f"  (with {name} instead: {rho:+.3f})")
     if result.probe_gap is not None and result.best_by_probe is not None:
         lines.append(f"{probe_key} of the RankMe choice is {result.probe_gap:.4f} below the "
                      f"best trial's (trial {result.best_by_probe['trial']})")
