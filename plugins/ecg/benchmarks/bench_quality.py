@@ -86,7 +86,7 @@ def main() -> None:
                        "encoder": {"embed_dim": 64, "depth": 3, "num_heads": 4},
                        "predictor": {"dim": 32, "depth": 2, "num_heads": 4},
                        "train": {"steps": a.steps, "batch_size": 32,
-                                 "warmup_steps": a.steps // 10, "lr": 1e-3,
+                                 "warmup_steps": a.steps // 10,
                                  "rankme_every": a.steps,
                                  "checkpoint_every": a.steps}}).path
         steps = a.steps
