@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import polyjepa as pj
-from polyjepa.sweeps import format_table
 
 GRID = {
     "method": "random",
@@ -53,7 +52,7 @@ def main() -> None:
                       workers=args.workers, progress=False)
     print(f"\nRankMe sweep on scikit-learn's {args.data} (real, labelled): {args.trials} "
           f"random trials of {args.steps} steps, {time.time() - t0:.0f} s on CPU\n")
-    print(format_table(result))
+    print(pj.sweep_table(result))
     if tmp is not None:
         tmp.cleanup()
 

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "sweep": "polyjepa.sweeps",
     "SweepResult": "polyjepa.sweeps",
     "load_grid": "polyjepa.sweeps",
+    "sweep_table": "polyjepa.sweeps",
     "default_config": "polyjepa.config",
     "load_config_file": "polyjepa.config",
     # building blocks for plugins

@@ -203,7 +203,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweeps import format_table, sweep
+    from .sweeps import sweep, sweep_table
 
     if not a.recipe and not a.config:
         raise PolyjepaError("name a recipe (see `polyjepa plugins`) or give --config")
@@ -211,7 +211,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     result = sweep(a.recipe, data=a.data, grid=a.grid, out=a.out, config=a.config,
                    overrides=a.set or None, workers=a.workers, ray_address=a.ray_address,
                    probe=not a.no_probe, progress=not a.no_progress, **train)
-    print(format_table(result))
+    print(sweep_table(result))
     for what, path in result.files.items():
         print(f"wrote {path} ({what})")
     return 0 if result.best is not None else 1

@@ -627,7 +627,7 @@ def _plot(path: Path, records: list[dict[str, Any]], metric: str,
     return path
 
 
-def format_table(result: SweepResult) -> str:
+def sweep_table(result: SweepResult) -> str:
     """The sweep's results as a terminal table, best first."""
     ranked = sorted(result.trials, key=lambda r: -_score(r, result.metric))
     keys = sorted({k for r in ranked for k in r.get("overrides", {})})

@@ -45,7 +45,6 @@ def main() -> None:
     ap.add_argument("--out", default="sweeps/ecg-beats")
     a = ap.parse_args()
     import polyjepa as pj
-    from polyjepa.sweeps import format_table
 
     grid = dict(GRID, set={"train.steps": a.steps})
     # the benchmark's model size and schedule; the searched keys override these
@@ -59,7 +58,7 @@ def main() -> None:
     }
     res = pj.sweep("ecg.beats", data=str(_data_dir() / "100.hea"), grid=grid, out=a.out,
                    overrides=fixed, workers=a.workers, probe=False, progress=False)
-    print(format_table(res))
+    print(pj.sweep_table(res))
 
 
 if __name__ == "__main__":
