@@ -8,7 +8,8 @@
    multi-band GeoTIFF at hand, since no package ships real SAR pixels): RankMe of the
    same three.
 
-    python plugins/sar/benchmarks/bench_quality.py [--steps 400] [--out runs/bench-sar]
+    python plugins/sar/benchmarks/bench_quality.py [--steps 400] [--out runs/bench-sar] \
+        [--set train.lr=3e-4 ...]
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--recipes", default="sar,sar.ema",
                     help="recipes pre-trained on the simulated chips (comma-separated)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override for the simulated-chip pre-training (repeatable), "
+                         "e.g. --set train.lr=3e-4 (applied after the model settings)")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-sar-"))
     model = {"encoder": {"embed_dim": args.embed_dim, "depth": args.depth, "num_heads": 4},
@@ -94,7 +98,8 @@ def main() -> None:
     for recipe in args.recipes.split(","):
         t0 = time.time()
         runs[recipe] = polyjepa.pretrain(recipe, data=None, out=out / recipe,
-                                         config={**chips, **model}, progress=False)
+                                         config={**chips, **model}, overrides=args.set,
+                                         progress=False)
         print(f"pretrained {recipe} ({args.steps} steps) in {time.time() - t0:.0f}s")
     run = next(iter(runs.values()))
     ds = polyjepa.create_dataset("sar.simulated", eval_data, patch_size=6,
