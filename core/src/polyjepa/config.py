@@ -79,7 +79,9 @@ def data_for_json(data: Any) -> Any:
 
 
 def is_in_memory_marker(data: Any) -> bool:
-    return isinstance(data, str) and data.startswith("<in-memory ") and data.endswith(">")
+    """Whether ``data`` is the marker :func:`data_for_json` stores for an in-memory object."""
+    head, _, tail = IN_MEMORY.partition("{}")
+    return isinstance(data, str) and data.startswith(head) and data.endswith(tail)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -85,9 +85,9 @@ def polyjepa_register_datasets(register: Register) -> Any:
 
     Optional attributes: ``task`` (``"classification"``, ``"regression"`` or
     ``"multilabel"``; otherwise evaluators read it off the labels), ``encoder_hints``
-    (dict of encoder arguments that follow from the data, such as channel counts) and ``state`` (JSON-able dict, e.g. a tabular
-    schema, saved with the run and passed back as ``state=`` when the run's encoder is
-    used on new data).
+    (dict of encoder arguments that follow from the data, such as channel counts) and
+    ``state`` (JSON-able dict, e.g. a tabular schema, saved with the run and passed back
+    as ``state=`` when the run's encoder is used on new data).
     """
 
 

@@ -29,18 +29,20 @@ from __future__ import annotations
 import csv
 import difflib
 import inspect
+import io
 import itertools
 import json
 import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_json, read_json
+from .checkpoint import atomic_write_json, atomic_write_text, read_json
 from .config import SECTIONS, apply_overrides, data_for_json, read_mapping
 from .errors import ConfigError, PolyjepaError
 
@@ -82,11 +84,15 @@ class SweepResult:
     trials: list[dict[str, Any]]
     best: dict[str, Any] | None
     metric: str
-    spearman: float | None = None
     spearman_by_metric: dict[str, float | None] = field(default_factory=dict)
     probe_gap: float | None = None
     best_by_probe: dict[str, Any] | None = None
     files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def spearman(self) -> float | None:
+        """Spearman correlation of the ranking metric with the probe across trials."""
+        return self.spearman_by_metric.get(self.metric)
 
 
 # -- the grid file ----------------------------------------------------------------------
@@ -109,8 +115,6 @@ def load_grid(grid: str | Path | dict[str, Any]) -> Grid:
         raw = read_mapping(grid, "grid file")
     else:
         raw = dict(grid)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must hold a table/mapping at the top level")
     unknown = sorted(set(raw) - GRID_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(GRID_KEYS)}")
@@ -288,7 +292,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     from . import plugins as plugin_host
     from .api import evaluate
     from .errors import TrainingDiverged
-    from .trainer import read_metrics, train
+    from .trainer import is_collapsed, read_metrics, train
 
     if task.get("plugins"):
         plugin_host.configure(modules=list(task["plugins"]))
@@ -305,14 +309,12 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         if "rankme_centered" not in row or step >= steps:
             return
         limit = float(row.get("rankme_max") or 0)
-        if limit and row["rankme_centered"] < max(1.5, collapse * limit):
+        if limit and is_collapsed(row["rankme_centered"], limit, collapse):
             raise TrialCollapsed(f"centred RankMe {row['rankme_centered']:.2f} of at most "
                                  f"{limit:.0f} at step {step}")
 
     started = time.time()
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             train(cfg, out, progress=False,
@@ -345,27 +347,22 @@ def _default_workers(n_trials: int) -> int:
 
 
 def _run_local(tasks: list[dict[str, Any]], workers: int,
-               on_done: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+               on_done: Callable[[dict[str, Any]], None]) -> None:
     if workers <= 0:  # in this process, one after another
-        out = []
         for task in tasks:
-            out.append(run_trial(task))
-            on_done(out[-1])
-        return out
+            on_done(run_trial(task))
+        return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    results = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(run_trial, t) for t in tasks]
         for fut in as_completed(futures):
-            results.append(fut.result())
-            on_done(results[-1])
-    return results
+            on_done(fut.result())
 
 
 def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str,
-             on_done: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+             on_done: Callable[[dict[str, Any]], None]) -> None:
     try:
         import ray
         from ray import tune
@@ -392,17 +389,12 @@ def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str,
         param_space={"task": tune.grid_search(tasks)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max(1, workers)),
     )
-    grid = tuner.fit()
-    results = []
-    for res in grid:
+    for res in tuner.fit():
         task = res.config["task"]
         path = Path(task["out"]) / TRIAL_FILE
-        record = read_json(path, "trial file") if path.is_file() else {
+        on_done(read_json(path, "trial file") if path.is_file() else {
             "trial": task["trial"], "overrides": task["overrides"], "run": task["out"],
-            "status": "failed", "reason": str(res.error), "metrics": {}}
-        results.append(record)
-        on_done(record)
-    return results
+            "status": "failed", "reason": str(res.error), "metrics": {}})
 
 
 def _probe(record: dict[str, Any]) -> tuple[str, float] | None:
@@ -509,7 +501,7 @@ def sweep(recipe: str | None, data: Any = None, grid: str | Path | dict[str, Any
     finally:
         if bar is not None:
             bar.close()
-    return summarize(out, [records[k] for k in sorted(records)], spec.metric, base, configs)
+    return summarize(out, [records[k] for k in sorted(records)], spec.metric, configs)
 
 
 def _score(rec: dict[str, Any], metric: str) -> float:
@@ -520,7 +512,7 @@ def _score(rec: dict[str, Any], metric: str) -> float:
 
 
 def summarize(out: Path, records: list[dict[str, Any]], metric: str,
-              base: dict[str, Any], configs: list[dict[str, Any]]) -> SweepResult:
+              configs: list[dict[str, Any]]) -> SweepResult:
     """Rank finished trials, compare with probes, write the table, plot and best config."""
     ranked = sorted(records, key=lambda r: -_score(r, metric))
     best = ranked[0] if ranked and _score(ranked[0], metric) > -math.inf else None
@@ -528,9 +520,6 @@ def summarize(out: Path, records: list[dict[str, Any]], metric: str,
     with_probe = [(r, p) for r, p in with_probe if p is not None]
     result = SweepResult(out, records, best, metric)
     if with_probe and best is not None:
-        scores = [_score(r, metric) for r, _ in with_probe]
-        probes = [p[1] for _, p in with_probe]
-        result.spearman = _spearman(scores, probes)
         for name in METRICS:  # how each RankMe variant agrees with the probes
             pairs = [(_score(r, name), p[1]) for r, p in with_probe]
             pairs = [(a, b) for a, b in pairs if a > -math.inf]
@@ -560,16 +549,15 @@ def summarize(out: Path, records: list[dict[str, Any]], metric: str,
 def _write_csv(path: Path, ranked: list[dict[str, Any]], metric: str) -> Path:
     keys = sorted({k for r in ranked for k in r.get("overrides", {})})
     metric_keys = sorted({k for r in ranked for k in (r.get("metrics") or {})})
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["rank", "trial", "status", "steps", *keys, *metric_keys, "run"])
-        for i, r in enumerate(ranked, 1):
-            m = r.get("metrics") or {}
-            w.writerow([i if _score(r, metric) > -math.inf else "", r["trial"], r["status"],
-                        r.get("steps", ""), *[r["overrides"].get(k, "") for k in keys],
-                        *[m.get(k, "") for k in metric_keys], r.get("run", "")])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["rank", "trial", "status", "steps", *keys, *metric_keys, "run"])
+    for i, r in enumerate(ranked, 1):
+        m = r.get("metrics") or {}
+        w.writerow([i if _score(r, metric) > -math.inf else "", r["trial"], r["status"],
+                    r.get("steps", ""), *[r["overrides"].get(k, "") for k in keys],
+                    *[m.get(k, "") for k in metric_keys], r.get("run", "")])
+    atomic_write_text(path, text.getvalue())
     return path
 
 
@@ -580,10 +568,8 @@ def _write_best(path: Path, config: dict[str, Any], record: dict[str, Any]) -> P
     header = (f"# chosen by RankMe: trial {record['trial']} "
               f"({', '.join(f'{k}={v}' for k, v in record['overrides'].items())})\n"
               "# use with: polyjepa pretrain --config best.yaml --steps N --out runs/NAME\n")
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(header + yaml.safe_dump(json.loads(json.dumps(body, default=str)),
-                                           sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, header + yaml.safe_dump(json.loads(json.dumps(body, default=str)),
+                                                    sort_keys=False))
     return path
 
 
@@ -611,15 +597,14 @@ def _plot(path: Path, records: list[dict[str, Any]], metric: str,
             ax.scatter([_score(best, metric)], [_probe(best)[1]], s=160, facecolors="none",
                        edgecolors="tab:red", label="chosen by RankMe")
             ax.legend(loc="lower right")
+        ax.set_xlabel(metric)
         ax.set_ylabel(labelled[0][2][0].replace("_", " "))
         ax.set_title("RankMe vs linear probe, one point per trial")
     else:
         ax.bar([str(r["trial"]) for r, _, _ in pts], [s for _, s, _ in pts])
         ax.set_xlabel("trial")
-        ax.set_title("RankMe per trial (no labels)")
-    ax.set_xlabel(metric if labelled else "trial")
-    if not labelled:
         ax.set_ylabel(metric)
+        ax.set_title("RankMe per trial (no labels)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -62,6 +62,12 @@ class CollapseWarning(UserWarning):
     """RankMe fell so low that the embeddings have (nearly) collapsed."""
 
 
+def is_collapsed(centered_rank: float, max_rank: float, share: float = 0.02) -> bool:
+    """Whether a centred RankMe counts as collapse: below ``share`` of its maximum
+    (``min(N, D)``), and never above 1.5, where a single direction is left."""
+    return centered_rank < max(1.5, share * max_rank)
+
+
 @dataclass
 class TrainResult:
     """What a finished ``train`` call leaves: the run folder and its last metrics."""
@@ -345,7 +351,7 @@ class Trainer:
         # the collapse check ignores the shared mean embedding (see evaluators.RankMe)
         centered = float(effective_rank(z - z.mean(dim=0, keepdim=True)))
         limit = min(z.shape)
-        if centered < max(1.5, float(self.t.get("collapse_rank", 0.02)) * limit) and dist.main:
+        if is_collapsed(centered, limit, float(self.t.get("collapse_rank", 0.02))) and dist.main:
             warnings.warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
                           "collapsing. Check the target (EMA momentum, SIGReg weight), the "
                           "learning rate and the masks.", CollapseWarning, stacklevel=2)
