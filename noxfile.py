@@ -1,4 +1,5 @@
-"""Developer sessions: tests (everything), isolated per-package tests, lint, demo, bench.
+"""Developer sessions: tests (everything), isolated per-package tests, lint, demo, bench,
+quality.
 
 Torch is several GB, so it is installed once into a shared "torch base" environment
 (``~/.cache/polyjepa-dev/torch-<hash of constraints.txt>``, or ``$POLYJEPA_TORCH_BASE``)
@@ -131,6 +132,18 @@ def demo(session: nox.Session) -> None:
     _install(session, "core", *[f"plugins/{p}" for p in PLUGINS])
     _demo_data(session, [f"plugins/{p}" for p in PLUGINS])
     session.run("polyjepa", "demo", *session.posargs, env=_env())
+
+
+@nox.session
+def quality(session: nox.Session) -> None:
+    """Pretrained vs random init vs classic baselines on every domain's labelled tasks.
+
+    ``nox -s quality -- tabular ecg`` runs those domains alone; the report
+    (``quality/quality.md`` and ``quality.png``) covers every domain run so far.
+    """
+    _install(session, "core", *[f"plugins/{p}" for p in PLUGINS])
+    _demo_data(session, [f"plugins/{p}" for p in PLUGINS])
+    session.run("python", "benchmarks/quality.py", *session.posargs, env=_env())
 
 
 @nox.session

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "load_encoder": "polyjepa.api",
     "embed": "polyjepa.api",
     "evaluate": "polyjepa.api",
+    "evaluate_checkpoints": "polyjepa.api",
     "demo": "polyjepa.api",
     "resolve_config": "polyjepa.api",
     "embed_dataset": "polyjepa.api",
@@ -42,6 +43,10 @@ _EXPORTS: dict[str, str] = {
     "SweepResult": "polyjepa.sweeps",
     "load_grid": "polyjepa.sweeps",
     "sweep_table": "polyjepa.sweeps",
+    "QualityTask": "polyjepa.quality",
+    "features_baseline": "polyjepa.quality",
+    "run_quality_task": "polyjepa.quality",
+    "write_quality_report": "polyjepa.quality",
     "default_config": "polyjepa.config",
     "load_config_file": "polyjepa.config",
     # building blocks for plugins

@@ -106,11 +106,13 @@ def _run(run: str | Path | Run) -> Run:
     return r
 
 
-def load_encoder(run: str | Path | Run, device: str = "cpu", checkpoint: str | None = None) -> Any:
+def load_encoder(run: str | Path | Run, device: str = "cpu",
+                 checkpoint: str | Path | None = None) -> Any:
     """The run's pre-trained encoder (a ``torch.nn.Module`` in eval mode).
 
     By default the exported ``encoder.safetensors`` of a finished run; for a run still in
-    progress, the encoder of its latest checkpoint.
+    progress, the encoder of its latest checkpoint. ``checkpoint`` names a checkpoint
+    folder (``step_00000200`` or its path) or an encoder safetensors file instead.
     """
     from .build import build_encoder
     from .checkpoint import latest_checkpoint
@@ -120,21 +122,29 @@ def load_encoder(run: str | Path | Run, device: str = "cpu", checkpoint: str | N
     cfg = r.config
     encoder = build_encoder(cfg)
     path = r.path / ENCODER_FILE if checkpoint is None else Path(checkpoint)
+    if checkpoint is not None and not path.is_absolute() and not path.exists():
+        path = r.path / "checkpoints" / path
     if path.is_file():
         state = load_tensors(path)
     else:
-        ckpt = latest_checkpoint(r.path)
+        ckpt = path if path.is_dir() else latest_checkpoint(r.path)
         if ckpt is None:
             raise CheckpointError(f"{r.path} has neither {ENCODER_FILE} nor a checkpoint yet")
-        full = load_tensors(ckpt / "model.safetensors")
-        prefix = "target." if cfg["target"].get("kind", "ema") == "ema" else "encoder."
-        state = {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
+        state = checkpoint_encoder_state(ckpt, cfg)
     try:
         encoder.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit encoder "
                               f"{cfg['encoder'].get('name')!r}: {exc}") from exc
     return encoder.to(device).eval()
+
+
+def checkpoint_encoder_state(ckpt: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The weights a user gets (the EMA target, else the encoder) out of a checkpoint
+    folder of a run trained under ``config``."""
+    full = load_tensors(Path(ckpt) / "model.safetensors")
+    prefix = "target." if config["target"].get("kind", "ema") == "ema" else "encoder."
+    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
 def _dataset_for(r: Run, data: Any) -> Any:
@@ -196,6 +206,41 @@ def embed(run: str | Path | Run, data: Any = None, batch_size: int | None = None
     return emb
 
 
+def _score(cfg: dict[str, Any], encoder: Any, dataset: Any, names: list[Any] | None,
+           bs: int, device: str, seed: int) -> tuple[dict[str, float], np.ndarray,
+                                                     np.ndarray | None]:
+    """Embed ``dataset`` with ``encoder`` and run the evaluators on the embeddings."""
+    from .evaluators import EvalContext
+
+    emb, labels, groups = embed_dataset(encoder, dataset, bs, device)
+    ctx = EvalContext(emb, labels, groups, encoder, dataset, seed,
+                      {"device": device, "batch_size": bs})
+    results: dict[str, float] = {}
+    for name in names or list(cfg.get("evaluators") or ["rankme"]):
+        spec = name if isinstance(name, str) else dict(name)
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            ev_name = spec.pop("name")
+            evaluator = create_evaluator(ev_name, **spec)
+        else:
+            ev_name = spec
+            evaluator = create_evaluator(ev_name)
+        if getattr(evaluator, "needs_labels", False) and labels is None:
+            warnings.warn(f"evaluator {ev_name!r} skipped: the data has no labels", stacklevel=3)
+            continue
+        try:
+            metrics = evaluator(ctx)
+        except DataError:
+            raise
+        except Exception as exc:
+            entry = component_entry("evaluators", ev_name)
+            raise DataError(f"evaluator {ev_name!r} from {entry.provider!r} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        for key, value in metrics.items():
+            results[key] = float(value)
+    return results, emb, labels
+
+
 def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | None = None,
              batch_size: int | None = None, device: str = "cpu", seed: int = 0,
              save: bool = True) -> dict[str, float]:
@@ -210,35 +255,7 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
     encoder = load_encoder(r, device)
     dataset = _dataset_for(r, data)
     bs = batch_size or int(cfg.get("eval", {}).get("batch_size", 128))
-    emb, labels, groups = embed_dataset(encoder, dataset, bs, device)
-    ctx_extra = {"device": device, "batch_size": bs}
-    from .evaluators import EvalContext
-
-    ctx = EvalContext(emb, labels, groups, encoder, dataset, seed, ctx_extra)
-    names = evaluators or list(cfg.get("evaluators") or ["rankme"])
-    results: dict[str, float] = {}
-    for name in names:
-        spec = name if isinstance(name, str) else dict(name)
-        if isinstance(spec, dict):
-            spec = dict(spec)
-            ev_name = spec.pop("name")
-            evaluator = create_evaluator(ev_name, **spec)
-        else:
-            ev_name = spec
-            evaluator = create_evaluator(ev_name)
-        if getattr(evaluator, "needs_labels", False) and labels is None:
-            warnings.warn(f"evaluator {ev_name!r} skipped: the data has no labels", stacklevel=2)
-            continue
-        try:
-            metrics = evaluator(ctx)
-        except DataError:
-            raise
-        except Exception as exc:
-            entry = component_entry("evaluators", ev_name)
-            raise DataError(f"evaluator {ev_name!r} from {entry.provider!r} failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        for key, value in metrics.items():
-            results[key] = float(value)
+    results, emb, labels = _score(cfg, encoder, dataset, evaluators, bs, device, seed)
     if save:
         ev_dir = r.path / "eval"
         ev_dir.mkdir(exist_ok=True)
@@ -252,15 +269,60 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
     return results
 
 
+def evaluate_checkpoints(run: str | Path | Run, data: Any = None,
+                         evaluators: list[str] | None = None, batch_size: int | None = None,
+                         device: str = "cpu", seed: int = 0) -> dict[int, dict[str, float]]:
+    """The metrics of every kept checkpoint, ``{step: metrics}``, oldest first.
+
+    RankMe (centred) is always among them, so a label-free choice can be checked against
+    the probes; ``run.json`` records which step the run exported (``selected``).
+    """
+    from .checkpoint import CHECKPOINT_DIR
+
+    r = _run(run)
+    cfg = r.config
+    folders = sorted(p for p in (r.path / CHECKPOINT_DIR).glob("step_*")
+                     if (p / "state.json").is_file())
+    if not folders:
+        raise CheckpointError(f"{r.path} keeps no checkpoint")
+    dataset = _dataset_for(r, data)
+    bs = batch_size or int(cfg.get("eval", {}).get("batch_size", 128))
+    names = list(evaluators or cfg.get("evaluators") or [])
+    if "rankme" not in names:
+        names.insert(0, "rankme")
+    out: dict[int, dict[str, float]] = {}
+    for folder in folders:
+        encoder = load_encoder(r, device, checkpoint=folder)
+        out[int(folder.name.split("_")[1])] = _score(cfg, encoder, dataset, names, bs,
+                                                    device, seed)[0]
+    return out
+
+
+def _demo_task(name: str, ref: Any) -> Any:
+    """The recipe's labelled demo comparison: a ``"module:function"`` returning a
+    :class:`~polyjepa.quality.QualityTask`."""
+    from .registry import Entry
+
+    return Entry(f"{name} demo task", ref, f"recipe {name!r}").resolve()()
+
+
 def demo(recipes: list[str] | None = None, out: str | Path = "runs/demo",
          steps: int | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Pretrain and evaluate every installed recipe that ships demo data.
 
-    Returns ``{recipe: {"kind": "real"|"simulated", "description", "metrics", "run"}}``.
+    A recipe whose ``demo`` section names a labelled ``task`` is compared on it: the
+    pretrained encoder, the same encoder at random init and the field's baselines, with
+    one probe on one split (see :mod:`polyjepa.quality`). ``<out>/quality.md`` and
+    ``<out>/quality.png`` summarise every compared recipe on one page.
+
+    Returns ``{recipe: {"kind": "real"|"simulated", "description", "metrics", "run",
+    "comparison"}}``; ``comparison`` is ``{"metric": ..., method: score}`` or ``None``.
     """
     from .components import list_recipes
+    from .quality import PRETRAINED, run_quality_task, write_quality_report
 
     results: dict[str, dict[str, Any]] = {}
+    all_rows: list[dict[str, Any]] = []
     for name in recipes or list_recipes():
         recipe = get_recipe(name)
         demo_cfg = recipe.get("demo") or {}
@@ -268,18 +330,36 @@ def demo(recipes: list[str] | None = None, out: str | Path = "runs/demo",
             continue
         kind = demo_cfg.get("kind", "real")
         desc = demo_cfg.get("description", "")
-        cfg = merge(recipe, demo_cfg.get("overrides") or {})
-        cfg["recipe"] = name
-        cfg["data"] = demo_cfg.get("data")
-        if steps is not None:
-            cfg["train"]["steps"] = int(steps)
-            cfg["train"]["warmup_steps"] = min(cfg["train"]["warmup_steps"], int(steps) // 10)
         print(f"[{name}] demo on {kind.upper()} data: {desc}", flush=True)
-        from .trainer import train as train_loop
+        comparison = None
+        if demo_cfg.get("task"):
+            task = _demo_task(name, demo_cfg["task"])
+            if steps is not None:
+                task.steps = int(steps)
+                task.overrides = {**task.overrides, "train.warmup_steps": max(0, int(steps) // 10)}
+            rows = run_quality_task(task, Path(out) / name, seeds=(0,), factor=1,
+                                    checkpoints=1, progress=progress)
+            all_rows += rows
+            run_dir = Path(out) / name / f"{task.name}-{task.steps}-s0"
+            comparison = {"metric": task.metric, "data": task.name}
+            comparison.update({r["method"]: r["value"] for r in rows
+                               if r["method"] != "rankme choice"})
+            comparison[PRETRAINED] = comparison.pop(PRETRAINED)
+        else:
+            cfg = merge(recipe, demo_cfg.get("overrides") or {})
+            cfg["recipe"] = name
+            cfg["data"] = demo_cfg.get("data")
+            if steps is not None:
+                cfg["train"]["steps"] = int(steps)
+                cfg["train"]["warmup_steps"] = min(cfg["train"]["warmup_steps"],
+                                                   int(steps) // 10)
+            from .trainer import train as train_loop
 
-        run_dir = Path(out) / name
-        train_loop(cfg, run_dir, progress=progress)
+            run_dir = Path(out) / name
+            train_loop(cfg, run_dir, progress=progress)
         metrics = evaluate(run_dir)
         results[name] = {"kind": kind, "description": desc, "metrics": metrics,
-                         "run": str(run_dir)}
+                         "run": str(run_dir), "comparison": comparison}
+    if all_rows:
+        write_quality_report(all_rows, out, title="polyjepa demo: does pre-training pay?")
     return results

@@ -127,8 +127,11 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
 
 def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
                     extra_tensors: dict[str, torch.Tensor], state: dict[str, Any],
-                    keep: int = 2) -> Path:
-    """Write ``checkpoints/step_XXXXXXXX/`` atomically and point ``latest`` at it."""
+                    keep: int = 2, protect: set[str] | frozenset[str] = frozenset()) -> Path:
+    """Write ``checkpoints/step_XXXXXXXX/`` atomically and point ``latest`` at it.
+
+    The ``keep`` newest checkpoints stay, and so do those named in ``protect``.
+    """
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
@@ -145,7 +148,8 @@ def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
     atomic_write_text(root / "latest", final.name + "\n")
     done = sorted(p for p in root.glob("step_*") if p.is_dir())
     for old in done[:-max(keep, 1)]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name not in protect:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

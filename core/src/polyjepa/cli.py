@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("run", help="run folder")
     sp.add_argument("--data", help="data to evaluate on (default: the training data)")
     sp.add_argument("--evaluator", action="append", help="evaluator name (repeatable)")
+    sp.add_argument("--checkpoints", action="store_true",
+                    help="evaluate every kept checkpoint (RankMe and the probes), marking "
+                         "the one the run exported")
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--json", action="store_true")
 
@@ -156,9 +160,34 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from .api import evaluate
+def _print_checkpoints(run: str, table: dict[int, dict[str, float]], as_json: bool) -> None:
+    from .api import Run
 
+    chosen = (Run(run).info.get("selected") or {}).get("step")
+    if as_json:
+        print(json.dumps({"selected": chosen, "checkpoints": {str(k): v for k, v in
+                                                              table.items()}}, indent=2))
+        return
+    keys = sorted({k for m in table.values() for k in m if k != "rankme_max"},
+                  key=lambda k: (k != "rankme_centered", k))
+    widths = [max(len(k), 8) for k in keys]
+    print("    step  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    for step, m in table.items():
+        mark = "*" if step == chosen else " "
+        cells = [f"{m[k]:.4f}".rjust(w) if k in m else "-".rjust(w) for k, w in zip(keys, widths)]
+        print(f"{mark}{step:>7}  " + "  ".join(cells))
+    if chosen is not None:
+        print("* the checkpoint this run exported as its encoder")
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from .api import evaluate, evaluate_checkpoints
+
+    if a.checkpoints:
+        _print_checkpoints(a.run, evaluate_checkpoints(a.run, data=a.data,
+                                                       evaluators=a.evaluator,
+                                                       device=a.device), a.json)
+        return 0
     metrics = evaluate(a.run, data=a.data, evaluators=a.evaluator, device=a.device)
     if a.json:
         print(json.dumps(metrics, indent=2))
@@ -199,6 +228,14 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         metrics = ", ".join(f"{k}={v:.3f}" for k, v in r["metrics"].items())
         print(f"  {name:<10} [{r['kind'].upper()} data] {r['description']}\n"
               f"  {'':<10} {metrics}\n  {'':<10} run folder: {r['run']}")
+        comp = dict(r.get("comparison") or {})
+        if comp:
+            metric, data = comp.pop("metric"), comp.pop("data")
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in comp.items())
+            print(f"  {'':<10} {data}, {metric}: {scores}")
+    if any(r.get("comparison") for r in results.values()):
+        print(f"\none-page summary: {Path(a.out) / 'quality.png'} and "
+              f"{Path(a.out) / 'quality.md'}")
     return 0
 
 

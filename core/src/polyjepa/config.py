@@ -56,6 +56,9 @@ def default_config() -> dict[str, Any]:
             "collapse_rank": 0.02,  # warn below this share of the maximal rank
             "checkpoint_every": 200,
             "keep_checkpoints": 2,
+            # "last": export the final weights; "rankme": the checkpoint whose embeddings
+            # have the highest centred RankMe (a label-free choice; it is kept on disk)
+            "select": "last",
             "num_workers": 0,
             "tensorboard": "auto",  # TensorBoard scalars in <run>/tensorboard when installed
         },

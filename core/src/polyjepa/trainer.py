@@ -29,6 +29,7 @@ import torch.nn as nn
 from . import __version__
 from .build import build_dataset, build_jepa, build_masker, resolve_components
 from .checkpoint import (
+    CHECKPOINT_DIR,
     atomic_write_json,
     atomic_write_text,
     latest_checkpoint,
@@ -56,6 +57,14 @@ _COSMETIC = {("train", k) for k in ("log_every", "rankme_every", "rankme_samples
                                     "checkpoint_every", "keep_checkpoints", "num_workers",
                                     "collapse_rank", "device", "tensorboard")}
 _COSMETIC_SECTIONS = {"evaluators", "eval", "demo", "recipe"}
+
+
+SELECT = ("last", "rankme")
+
+
+def best_step(scores: dict[int, float]) -> int:
+    """The checkpoint step with the highest score (the later one on a tie)."""
+    return max(scores, key=lambda k: (scores[k], k))
 
 
 class CollapseWarning(UserWarning):
@@ -178,6 +187,9 @@ class Trainer:
         resolved = resolve_components(self.config, dataset)
         info = self._prepare_run_dir(resolved, dist)
         steps = int(t["steps"])
+        select = str(t.get("select", "last"))
+        if select not in SELECT:
+            raise ConfigError(f"train.select must be one of {', '.join(SELECT)}, got {select!r}")
         if info.get("status") == "complete" and (self.out / ENCODER_FILE).exists():
             if dist.main:
                 print(f"{self.out}: run already complete ({steps} steps); nothing to do")
@@ -190,9 +202,10 @@ class Trainer:
         opt = torch.optim.AdamW(_param_groups(jepa), lr=float(t["lr"]),
                                 betas=tuple(t.get("betas", (0.9, 0.999))))
         start = 0
+        scores: dict[int, float] = {}  # centred RankMe of each checkpoint (train.select)
         ckpt = latest_checkpoint(self.out)
         if ckpt is not None:
-            start = self._restore(ckpt, jepa, opt)
+            start, scores = self._restore(ckpt, jepa, opt)
             if dist.main:
                 print(f"resuming {self.out} from step {start}")
         if dist.main:
@@ -309,7 +322,10 @@ class Trainer:
                     bar.set_postfix(post)
                 ckpt_every = int(t.get("checkpoint_every", 0) or 0)
                 if (ckpt_every and done % ckpt_every == 0) or done == steps:
-                    last_ckpt = self._checkpoint(jepa, opt, done, dist)
+                    if select == "rankme":
+                        scores[done] = (row["rankme_centered"] if row and "rankme_centered"
+                                        in row else self._rankme(jepa, dataset, monitor, dist)[1])
+                    last_ckpt = self._checkpoint(jepa, opt, done, dist, scores)
                 for cb in self.callbacks:
                     cb(done, row or {"step": done, "loss": totals["loss"]})
         finally:
@@ -318,10 +334,22 @@ class Trainer:
             if board is not None:
                 board.close()
         if dist.main:
-            export = jepa.export_encoder()
-            save_tensors(self.out / ENCODER_FILE, export.state_dict(),
+            chosen = best_step(scores) if select == "rankme" and scores else steps
+            state = jepa.export_encoder().state_dict()
+            if chosen != steps:
+                from .api import checkpoint_encoder_state
+
+                state = checkpoint_encoder_state(
+                    self.out / CHECKPOINT_DIR / f"step_{chosen:08d}", resolved)
+            save_tensors(self.out / ENCODER_FILE, state,
                          metadata={"format": "polyjepa-encoder", "encoder":
-                                   str(resolved["encoder"].get("name"))})
+                                   str(resolved["encoder"].get("name")), "step": str(chosen)})
+            info["selected"] = {"by": select, "step": chosen}
+            if select == "rankme":
+                info["selected"]["rankme_centered"] = {str(k): v for k, v in scores.items()}
+                if dist.main and self.progress:
+                    print(f"exported the encoder of step {chosen} (highest centred RankMe, "
+                          f"{scores.get(chosen, float('nan')):.2f})")
             info["status"] = "complete"
             info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             atomic_write_json(self.out / RUN_FILE, info)
@@ -358,19 +386,24 @@ class Trainer:
         return rank, centered, limit
 
     def _checkpoint(self, jepa: Any, opt: torch.optim.Optimizer, step: int,
-                    dist: DistInfo) -> Path | None:
+                    dist: DistInfo, scores: dict[int, float]) -> Path | None:
+        """Save a checkpoint; with ``train.select = "rankme"`` the best-scoring one is
+        kept beside the newest, and the scores travel in its state (exact resume)."""
         path = None
         if dist.main:
             tensors, plain = optimizer_tensors(opt)
             tensors = {f"optim.{k}": v for k, v in tensors.items()}
             tensors["rng.torch"] = torch.get_rng_state()
+            protect = {f"step_{best_step(scores):08d}"} if scores else set()
             path = save_checkpoint(self.out, step, jepa.state_dict(), tensors,
-                                   {"optimizer": plain, "polyjepa_version": __version__},
-                                   keep=int(self.t.get("keep_checkpoints", 2)))
+                                   {"optimizer": plain, "polyjepa_version": __version__,
+                                    "rankme_centered": {str(k): v for k, v in scores.items()}},
+                                   keep=int(self.t.get("keep_checkpoints", 2)), protect=protect)
         barrier()
         return path
 
-    def _restore(self, path: Path, jepa: Any, opt: torch.optim.Optimizer) -> int:
+    def _restore(self, path: Path, jepa: Any,
+                 opt: torch.optim.Optimizer) -> tuple[int, dict[int, float]]:
         model, extra, state = load_checkpoint(path)
         try:
             jepa.load_state_dict(model)
@@ -383,7 +416,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} has no usable optimizer state: {exc}") from exc
         if "rng.torch" in extra:
             torch.set_rng_state(extra["rng.torch"])
-        return int(state["step"])
+        scores = {int(k): float(v) for k, v in (state.get("rankme_centered") or {}).items()}
+        return int(state["step"]), scores
 
 
 def _tensorboard(out: Path, setting: Any) -> Any:

@@ -106,3 +106,16 @@ def test_default_recipe_on_bundled_name(tmp_path):
     metrics = pj.evaluate(r, evaluators=["rankme", "linear_probe", "knn"])
     assert 0.0 <= metrics["linear_probe_acc"] <= 1.0 and np.isfinite(metrics["knn_acc"])
     assert pj.embed(r).shape == (178, 16)
+
+
+def test_demo_compares_pretrained_random_init_and_baselines(tmp_path):
+    res = pj.demo(["tabular"], out=tmp_path / "demo", steps=3, progress=False)
+    comp = res["tabular"]["comparison"]
+    assert comp["data"] == "breast_cancer" and comp["metric"] == "accuracy (MLP)"
+    assert set(comp) == {"data", "metric", "pretrained", "random init", "raw + MLP", "GBDT"}
+    assert all(0.5 <= comp[k] <= 1.0 for k in ("pretrained", "random init", "raw + MLP",
+                                                "GBDT"))
+    assert "linear_probe_acc" in res["tabular"]["metrics"]
+    summary = (tmp_path / "demo" / "quality.md").read_text()
+    assert "| breast_cancer | real | accuracy (MLP) | 3 |" in summary
+    assert (tmp_path / "demo" / "quality.png").stat().st_size > 1000

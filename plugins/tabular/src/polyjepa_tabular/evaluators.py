@@ -49,7 +49,7 @@ def _scores(task: str, y_true: np.ndarray, pred: np.ndarray,
     return out
 
 
-def _models(task: str, seed: int, mlp_hidden: int, mlp_iter: int) -> dict[str, Any]:
+def probe_models(task: str, seed: int, mlp_hidden: int, mlp_iter: int) -> dict[str, Any]:
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -135,7 +135,7 @@ class Downstream:
         out: dict[str, float] = {}
         for src, x in inputs.items():
             for name in self.models:
-                model = _models(task, ctx.seed, self.mlp_hidden, self.mlp_iter)[name]
+                model = probe_models(task, ctx.seed, self.mlp_hidden, self.mlp_iter)[name]
                 for k, v in fit_score(task, x, y, tr, te, model).items():
                     out[f"downstream_{src}_{name}_{k}"] = v
         if "raw" in inputs:

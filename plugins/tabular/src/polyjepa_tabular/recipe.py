@@ -23,6 +23,7 @@ def tabular_recipe() -> dict[str, Any]:
         "demo": {
             "data": "breast_cancer",
             "kind": "real",
+            "task": "polyjepa_tabular.quality:demo_task",
             "description": "scikit-learn's breast cancer table (569 real tumours, 30 "
                            "numeric features, benign vs malignant)",
             "overrides": {

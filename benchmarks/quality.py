@@ -1,0 +1,74 @@
+"""Does pre-training pay? Every domain's labelled tasks, pretrained vs random init vs baselines.
+
+Each plugin describes its tasks in ``plugins/<domain>/benchmarks/quality.py`` (a function
+``tasks() -> list[polyjepa.QualityTask]``). For each task and seed this pre-trains at
+``N`` and ``4N`` steps and scores the frozen encoders, the same encoder at random init and
+the field's classic baselines with one probe on one split (see ``polyjepa.quality``).
+Results go to ``<out>/<domain>.json``; ``<out>/quality.md`` and ``<out>/quality.png`` are
+then written from every domain's file there, so one domain can be run again alone.
+
+    python benchmarks/quality.py                      # every domain (nox -s quality)
+    python benchmarks/quality.py tabular ecg --seeds 3 --out quality
+    python benchmarks/quality.py tabular --steps 4 --seeds 1   # a quick end-to-end check
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def domain_scripts() -> dict[str, Path]:
+    """``{domain: path}`` of every plugin's quality task file."""
+    return {p.parents[1].name: p for p in sorted(ROOT.glob("plugins/*/benchmarks/quality.py"))}
+
+
+def load_tasks(path: Path) -> list:
+    spec = importlib.util.spec_from_file_location(f"_quality_{path.parents[1].name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.tasks()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import polyjepa as pj
+    from polyjepa.quality import load_rows, save_rows
+
+    scripts = domain_scripts()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("domains", nargs="*", help=f"domains to run (default all: "
+                                                   f"{', '.join(scripts)})")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--factor", type=int, default=4, help="the long run is FACTOR x N steps")
+    parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
+    parser.add_argument("--tasks", nargs="*", help="only tasks with these names")
+    parser.add_argument("--out", default="quality", help="folder for results and the report")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.domains) - set(scripts))
+    if unknown:
+        parser.error(f"no quality tasks for {unknown}; known: {', '.join(scripts)}")
+    out = Path(args.out)
+    for domain in args.domains or list(scripts):
+        t0 = time.perf_counter()
+        rows = []
+        for task in load_tasks(scripts[domain]):
+            if args.tasks and task.name not in args.tasks:
+                continue
+            if args.steps:
+                task.steps = args.steps
+            rows += pj.run_quality_task(task, out / "runs" / domain,
+                                        seeds=range(args.seeds), factor=args.factor)
+        save_rows(rows, out / f"{domain}.json")
+        print(f"[{domain}] {len(rows)} scores in {time.perf_counter() - t0:.0f} s", flush=True)
+    md, png = pj.write_quality_report(load_rows(sorted(out.glob("*.json"))), out)
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

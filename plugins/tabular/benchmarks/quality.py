@@ -1,0 +1,24 @@
+"""Quality tasks of polyjepa-tabular: scikit-learn's bundled real tables.
+
+Probe: an MLP on frozen embeddings (T-JEPA's downstream model), scored by accuracy or R^2
+on a held-out quarter of the rows (one split per seed). Baselines on the same split: the
+same MLP on the raw features, and gradient boosting (HistGradientBoosting). The probe
+and baselines live in ``polyjepa_tabular.quality``. Run through
+``benchmarks/quality.py tabular`` (``nox -s quality -- tabular``).
+"""
+
+from __future__ import annotations
+
+import polyjepa as pj
+from polyjepa_tabular.quality import table_task
+
+TABLES = {  # all real data shipped with scikit-learn
+    "breast_cancer": "569 tumours, 30 features, benign/malignant",
+    "wine": "178 wines, 13 features, 3 cultivars",
+    "digits": "1,797 8x8 digit images as 64 features, 10 classes",
+    "diabetes": "442 patients, 10 features, disease progression (regression)",
+}
+
+
+def tasks() -> list[pj.QualityTask]:
+    return [table_task(name, steps=100, regression=name == "diabetes") for name in TABLES]

@@ -1,0 +1,38 @@
+"""``benchmarks/quality.py`` end to end for every domain, at tiny settings (no figures)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location("quality_driver",
+                                                  ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DOMAINS = sorted(_driver().domain_scripts())
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_quality_script_runs_every_task(domain, tmp_path):
+    pytest.importorskip(f"polyjepa_{domain}")
+    driver = _driver()
+    tasks = driver.load_tasks(driver.domain_scripts()[domain])
+    if not tasks:
+        pytest.skip(f"{domain}: no task has its data here")
+    assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factor", "2",
+                        "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "quality.md").read_text()
+    assert f"## {domain}" in text
+    for task in tasks:
+        assert f"| {task.name} | {task.kind} | {task.metric} | 2 |" in text
+        assert f"| {task.name} | {task.kind} | {task.metric} | 4 |" in text
+    assert (tmp_path / "quality.png").is_file()
