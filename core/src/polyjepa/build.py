@@ -75,4 +75,5 @@ def build_jepa(config: dict[str, Any]) -> JEPA:
                 loss=loss.get("name", "smooth_l1"),
                 normalize_targets=bool(target.get("normalize", True)), sigreg=sig,
                 variance_weight=float(loss.get("variance_weight", 0.0)),
-                variance_target=float(loss.get("variance_target", 1.0)))
+                variance_target=float(loss.get("variance_target", 1.0)),
+                covariance_weight=float(loss.get("covariance_weight", 0.0)))

@@ -32,8 +32,10 @@ def default_config() -> dict[str, Any]:
         "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0,
                    "normalize": True, "encoder": {"name": None}},
         "sigreg": {"weight": 0.05, "num_slices": 256, "num_points": 17},
-        # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings
-        "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0},
+        # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings,
+        # covariance_weight > 0 VICReg's decorrelation of their dimensions
+        "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0,
+                 "covariance_weight": 0.0},
         "train": {
             "steps": 1000,
             "batch_size": 64,

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import latent_loss, variance_hinge
+from .losses import covariance_penalty, latent_loss, variance_hinge
 from .maskers import Masks
 from .sigreg import SIGReg
 from .tokens import batch_valid, gather_tokens, pool_tokens
@@ -29,13 +29,15 @@ class JEPA(nn.Module):
     - ``"encoder"``: a fixed target encoder (e.g. SAR-JEPA's gradient features).
 
     ``variance_weight > 0`` adds a variance hinge on the context embeddings (AD-L-JEPA),
-    a further guard against collapse beside any of the three targets.
+    a further guard against collapse beside any of the three targets;
+    ``covariance_weight > 0`` adds VICReg's covariance term against dimensional collapse.
     """
 
     def __init__(self, encoder: nn.Module, predictor: nn.Module, target_kind: str = "ema",
                  target_encoder: nn.Module | None = None, loss: str = "smooth_l1",
                  normalize_targets: bool = True, sigreg: dict[str, Any] | None = None,
-                 variance_weight: float = 0.0, variance_target: float = 1.0):
+                 variance_weight: float = 0.0, variance_target: float = 1.0,
+                 covariance_weight: float = 0.0):
         super().__init__()
         if target_kind not in TARGET_KINDS:
             raise ValueError(f"target kind {target_kind!r}: choose one of {TARGET_KINDS}")
@@ -46,6 +48,7 @@ class JEPA(nn.Module):
         self.normalize_targets = bool(normalize_targets)
         self.variance_weight = float(variance_weight)
         self.variance_target = float(variance_target)
+        self.covariance_weight = float(covariance_weight)
         self.target: nn.Module | None = None
         if target_kind == "ema":
             self.target = copy.deepcopy(encoder)
@@ -92,12 +95,17 @@ class JEPA(nn.Module):
             out["loss"] = (1.0 - self.sigreg_weight) * pred_loss + self.sigreg_weight * reg
         else:
             out["loss"] = pred_loss
-        if self.variance_weight > 0:
+        if self.variance_weight > 0 or self.covariance_weight > 0:
             valid = batch_valid(batch)
             kept = gather_tokens(valid, masks.context) if valid is not None else None
-            var = variance_hinge(context, self.variance_target, kept)
-            out["variance"] = var
-            out["loss"] = out["loss"] + self.variance_weight * var
+            if self.variance_weight > 0:
+                var = variance_hinge(context, self.variance_target, kept)
+                out["variance"] = var
+                out["loss"] = out["loss"] + self.variance_weight * var
+            if self.covariance_weight > 0:
+                cov = covariance_penalty(context, kept)
+                out["covariance"] = cov
+                out["loss"] = out["loss"] + self.covariance_weight * cov
         return out
 
     @torch.no_grad()

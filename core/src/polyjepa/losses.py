@@ -36,3 +36,23 @@ def variance_hinge(tokens: torch.Tensor, target_std: float = 1.0,
         return flat.sum() * 0.0
     std = torch.sqrt(flat.var(dim=0) + 1e-4)
     return F.relu(target_std - std).mean()
+
+
+def covariance_penalty(tokens: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared off-diagonal covariance of ``tokens [B, N, D]``, divided by ``D``.
+
+    VICReg's covariance term (Bardes et al., 2022, arXiv:2105.04906): it decorrelates the
+    embedding dimensions, which the variance hinge alone does not do, so the encoder
+    cannot keep every dimension varying while they all move together (dimensional
+    collapse). ``valid [B, N]`` excludes padding.
+    """
+    flat = tokens.float().reshape(-1, tokens.shape[-1])
+    if valid is not None:
+        flat = flat[valid.reshape(-1).bool()]
+    n, d = flat.shape
+    if n < 2:
+        return flat.sum() * 0.0
+    flat = flat - flat.mean(dim=0)
+    cov = flat.T @ flat / (n - 1)
+    off = cov - torch.diag(torch.diagonal(cov))
+    return off.pow(2).sum() / d

@@ -18,14 +18,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 import polyjepa as pj
-from polyjepa_recsys.evaluators import NextItem, itemknn_scores
+from polyjepa_recsys.quality import movielens_task
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA", ROOT.parent / "shared" / "data"))
-K = 10
 
 
 def data_path() -> Path | None:
@@ -41,52 +38,11 @@ def data_path() -> Path | None:
         return None
 
 
-def next_item_probe(ctx: pj.EvalContext) -> float:
-    """Recall@10 of the plugin's next-item scoring from the frozen encoder (no labels: the
-    held-out items come from ``ctx.dataset.split``)."""
-    return NextItem(ks=(K,), baselines=())(ctx)[f"recall@{K}"]
-
-
-next_item_probe.needs_labels = False  # the evaluators' convention (see polyjepa.evaluators)
-
-
-def _recall(scores, ctx: pj.EvalContext) -> float:
-    """Recall@10 of ``scores`` (``[users, items]`` or ``f(start, stop)``) on the split."""
-    return NextItem(ks=(K,), baselines=()).score("model", scores, ctx.dataset.split)[
-        f"recall@{K}"]
-
-
-def popularity(ctx: pj.EvalContext) -> float:
-    """Items ranked by their number of training interactions."""
-    counts = ctx.dataset.split.counts.astype(np.float64)
-    return _recall(lambda s, e: np.broadcast_to(counts, (e - s, len(counts))), ctx)
-
-
-def itemknn(ctx: pj.EvalContext) -> float:
-    """Item-kNN: summed cosine similarity (co-occurrence) of an item to the history."""
-    split = ctx.dataset.split
-    return _recall(itemknn_scores(split.histories, split.n_items), ctx)
-
-
 def tasks() -> list[pj.QualityTask]:
     data = data_path()
     if data is None:
         return []
-    baselines = {"popularity": popularity, "item-kNN": itemknn}
     # the recipes' own sizes (the sequence JEPA beat its random init at 400 steps in the
     # README); N = 100 keeps 3 seeds x (N + 4N) steps of both tasks near 4 minutes on 2 cores
-    small = {"encoder.embed_dim": 64, "encoder.depth": 2, "predictor.depth": 2,
-             "train.rankme_every": 0, "eval.batch_size": 256}
-    return [
-        pj.QualityTask(
-            domain="recsys", name="ml-100k-seq", recipe="recsys_seq", data=str(data),
-            metric=f"Recall@{K} (next item)", probe=next_item_probe, baselines=dict(baselines),
-            steps=100,
-            overrides={**small, "dataset.max_len": 50, "train.batch_size": 64,
-                       "train.warmup_steps": 20}),
-        pj.QualityTask(
-            domain="recsys", name="ml-100k-items", recipe="recsys", data=str(data),
-            metric=f"Recall@{K} (next item)", probe=next_item_probe, baselines=dict(baselines),
-            steps=100,
-            overrides={**small, "train.batch_size": 64, "train.warmup_steps": 20}),
-    ]
+    return [movielens_task("ml-100k-seq", "recsys_seq", data, steps=100),
+            movielens_task("ml-100k-items", "recsys", data, steps=100)]

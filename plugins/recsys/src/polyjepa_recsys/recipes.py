@@ -48,6 +48,7 @@ def sequence_recipe() -> dict[str, Any]:
             "kind": "real",
             "description": "MovieLens-100k users' rating histories as the recbole wheel "
                            "ships them",
+            "task": "polyjepa_recsys.quality:demo_task",
             "overrides": {"train": {"steps": 200, "batch_size": 64, "warmup_steps": 20,
                                     "rankme_every": 100, "checkpoint_every": 100}},
         },

@@ -7,6 +7,7 @@ from typing import Any
 _DEMO = {
     "data": None,
     "kind": "simulated",
+    "task": "polyjepa_sar.quality:demo_task",
     "description": "SIMULATED SAR target chips (clutter, point, ship, building, vehicle) "
                    "under 1-look Gamma speckle; no registry package ships real SAR pixels",
     "overrides": {

@@ -1,0 +1,51 @@
+"""Quality tasks on SAR chips: a linear probe on frozen embeddings against gradient HOG.
+
+SAR-JEPA (Li et al., 2024, arXiv:2311.15153) regresses multi-scale ROA-gradient features
+of masked patches; the same hand-made features, pooled per chip, are the field's
+non-learned baseline. No package ships real labelled SAR pixels, so the task runs on the
+plugin's SIMULATED target chips. Used by ``benchmarks/quality.py`` and ``polyjepa demo``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import polyjepa as pj
+
+from .evaluators import _labels, classify, gradient_features
+
+SIZE, PATCH, LOOKS = 48, 6, 1.0
+PRETRAIN_CHIPS = {"n": 600, "size": SIZE, "looks": LOOKS, "seed": 0}   # unlabelled use only
+EVAL_CHIPS = {"n": 750, "size": SIZE, "looks": LOOKS, "seed": 1}       # other chips, labelled
+TEST_SIZE = 0.3
+
+
+def linear_probe(ctx: pj.EvalContext) -> float:
+    """Accuracy of a standardised logistic regression on the seed's held-out chips."""
+    x, y = _labels(ctx)
+    tr, te = pj.split_indices(y, None, ctx.seed, TEST_SIZE)
+    return classify(x, y, tr, te)["chip_linear_acc"]
+
+
+def gradient_hog(ctx: pj.EvalContext) -> np.ndarray:
+    """Per-chip mean of the multi-scale ROA-gradient HOG (3 scales x 8 orientations)."""
+    return gradient_features(ctx.dataset)
+
+
+def chips_task(steps: int = 100) -> pj.QualityTask:
+    """Pre-train on 600 unlabelled simulated chips, probe 750 other (labelled) ones."""
+    return pj.QualityTask(
+        domain="sar", name="simulated_chips", recipe="sar", data=PRETRAIN_CHIPS,
+        eval_data=EVAL_CHIPS, kind="simulated", metric="accuracy (linear probe)",
+        probe=linear_probe, steps=steps,
+        baselines={"ROA-gradient HOG": pj.features_baseline(gradient_hog, linear_probe)},
+        overrides={"dataset.name": "sar.simulated", "dataset.patch_size": PATCH,
+                   "encoder.embed_dim": 64, "encoder.depth": 3, "encoder.num_heads": 4,
+                   "predictor.dim": 32, "predictor.depth": 2, "predictor.num_heads": 2,
+                   "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 10,
+                   "train.rankme_every": 0, "train.rankme_samples": 256})
+
+
+def demo_task() -> pj.QualityTask:
+    """``polyjepa demo``'s labelled comparison (the demo's own length)."""
+    return chips_task(steps=300)
