@@ -133,14 +133,17 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                     rows.append({**base, "method": name, "steps": 0, "seed": seed,
                                  "value": float(baseline(plain))})
             # the encoder at the end of training
-            last = _context(load_encoder(run, checkpoint=_last_checkpoint(run.path)),
-                            dataset, int(seed), bs, labelled)
+            final = _last_checkpoint(run.path)
+            last = _context(load_encoder(run, checkpoint=final), dataset, int(seed), bs,
+                            labelled)
+            scores = {int(final.name.split("_")[1]): float(task.probe(last))}
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
-                         "value": float(task.probe(last)),
+                         "value": scores[int(final.name.split("_")[1])],
                          "rankme": _centred_rank(last.embeddings)})
             # every kept checkpoint: is the label-free choice the best probe?
-            scores = {}
             for ck in sorted((run.path / CHECKPOINT_DIR).glob("step_*")):
+                if ck.name == final.name:
+                    continue
                 c = _context(load_encoder(run, checkpoint=ck), dataset, int(seed), bs,
                              labelled)
                 scores[int(ck.name.split("_")[1])] = float(task.probe(c))

@@ -12,6 +12,7 @@ class-balanced logistic probe; RankMe is printed beside each.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -28,35 +29,12 @@ def _data_dir() -> Path:
 
 
 def rr_qrs_features(ds) -> np.ndarray:
-    """RR features (pre, post, local mean, ratios) and QRS morphology of lead MLII."""
-    from polyjepa_ecg.io import read_wfdb
-
-    rec = read_wfdb(Path(ds.source))
-    fs = ds.fs
-    # beat times (s) of every annotated beat, to compute RR around the kept ones
-    from polyjepa_ecg.io import aami_class
-
-    beats = np.array([s for s, sym in zip(rec.ann_samples, rec.ann_symbols)
-                      if aami_class(sym) is not None]) / (rec.ann_fs or rec.fs)
-    centre = ds.times + ds.length / 2 / fs
-    pos = np.searchsorted(beats, centre - 1e-3)
-    pre = beats[pos] - beats[np.maximum(pos - 1, 0)]
-    post = beats[np.minimum(pos + 1, len(beats) - 1)] - beats[pos]
-    rr = np.diff(beats, prepend=beats[0])
-    local = np.array([rr[max(1, p - 10):p].mean() if p > 1 else rr[1] for p in pos])
-    feats = [pre, post, local, pre / local, post / pre]
-    # QRS morphology: MLII from R-0.1 s to R+0.15 s at 50 Hz, amplitude, width, energy
-    morph = []
-    half = ds.length // 2
-    for i in range(len(ds)):
-        x, _ = ds.window(i)
-        seg = x[0, half - int(0.1 * fs): half + int(0.15 * fs)]
-        qrs = x[0, half - int(0.06 * fs): half + int(0.06 * fs)]
-        above = np.nonzero(np.abs(qrs) > 0.3 * np.abs(qrs).max())[0]
-        width = (above[-1] - above[0]) / fs if len(above) else 0.0
-        morph.append(np.concatenate([seg[:: max(1, int(fs // 50))],
-                                     [qrs.max(), qrs.min(), width, (qrs ** 2).sum() / fs]]))
-    return np.concatenate([np.stack(feats, 1), np.stack(morph)], 1)
+    """RR + QRS morphology features: the baseline of ``quality.py`` beside this file."""
+    spec = importlib.util.spec_from_file_location("_ecg_quality", Path(__file__).with_name(
+        "quality.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rr_qrs_features(ds)
 
 
 def main() -> None:
