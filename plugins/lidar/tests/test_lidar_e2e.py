@@ -51,9 +51,11 @@ def test_cli_on_classified_las(las_file, tmp_path, tiny):
 
 
 def test_demo_runs_on_simulated_scenes(tmp_path, monkeypatch, capsys):
+    """The demo without its comparison task (plain pre-training), at tiny sizes."""
     from polyjepa_lidar import recipe
 
     small = recipe.lidar_recipe()
+    small["demo"].pop("task")
     small["demo"]["overrides"]["dataset"].update({"n_scenes": 8, "grid": 12, "beams": 8,
                                                   "azimuths": 128})
     small["demo"]["overrides"]["encoder"].update({"embed_dim": 16, "depth": 1,
@@ -66,3 +68,17 @@ def test_demo_runs_on_simulated_scenes(tmp_path, monkeypatch, capsys):
     res = results["lidar"]
     assert res["kind"] == "simulated"
     assert {"rankme", "pillar_acc", "pillar_miou", "scene_acc"} <= set(res["metrics"])
+
+
+def test_demo_compares_pretrained_random_init_and_baselines(tmp_path):
+    res = pj.demo(["lidar"], out=tmp_path / "demo", steps=2, progress=False)
+    assert res["lidar"]["kind"] == "simulated"
+    comp = res["lidar"]["comparison"]
+    assert comp["data"] == "raycast_scenes" and comp["metric"] == "pillar mIoU (logistic)"
+    methods = {"pretrained", "random init", "height stats + RF", "height stats + logistic"}
+    assert set(comp) == {"data", "metric"} | methods
+    assert all(0.0 <= comp[k] <= 1.0 for k in methods)
+    assert {"pillar_acc", "pillar_miou"} <= set(res["lidar"]["metrics"])
+    summary = (tmp_path / "demo" / "quality.md").read_text()
+    assert "| raycast_scenes | simulated | pillar mIoU (logistic) | 2 |" in summary
+    assert (tmp_path / "demo" / "quality.png").stat().st_size > 1000

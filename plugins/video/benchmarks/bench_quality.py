@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from polyjepa_video.quality import ForwardReversed, pixel_statistics
+
 
 def _videos() -> list[str]:
     from polyjepa_video.datasets import demo_videos
@@ -43,46 +45,6 @@ def _videos() -> list[str]:
                                      Path(__file__).resolve().parents[3].parent / "shared"
                                      / "data")) / "video"
         return [str(shared / "bikes.mp4"), str(shared / "carphone_pristine.mp4")]
-
-
-def pixel_statistics(ds: Any) -> np.ndarray:
-    """Per-clip hand-made features from raw pixels (uint8 clips ``[T, H, W, 3]``)."""
-    feats = []
-    for i in range(len(ds)):
-        c = ds.clip(i).astype(np.float32) / 255.0
-        mean = c.mean(axis=(0, 1, 2))
-        std = c.std(axis=(0, 1, 2))
-        hist = np.concatenate([np.histogram(c[..., k], bins=8, range=(0, 1))[0] / c[..., k].size
-                               for k in range(3)])
-        t, h, w, _ = c.shape
-        thumb = c.mean(axis=0)[: h // 4 * 4, : w // 4 * 4].reshape(4, h // 4, 4, w // 4, 3)
-        thumb = thumb.mean(axis=(1, 3)).reshape(-1)
-        motion = np.abs(np.diff(c, axis=0)).mean() if t > 1 else 0.0
-        feats.append(np.concatenate([mean, std, hist, thumb, [motion]]))
-    return np.asarray(feats)
-
-
-class ForwardReversed:
-    """Every clip of ``base`` forwards (label 0) and then reversed in time (label 1)."""
-
-    def __init__(self, base: Any, groups: np.ndarray):
-        self.base, self.groups = base, np.r_[groups, groups]
-        self.labels = np.r_[np.zeros(len(base), np.int64), np.ones(len(base), np.int64)]
-
-    def __len__(self) -> int:
-        return 2 * len(self.base)
-
-    def clip(self, i: int) -> np.ndarray:
-        c = self.base.clip(i % len(self.base))
-        return c[::-1] if i >= len(self.base) else c
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        import torch
-
-        x = self.base[i % len(self.base)]["x"]
-        if i >= len(self.base):
-            x = torch.flip(x, dims=[1])
-        return {"x": x, "y": torch.tensor(self.labels[i]), "group": torch.tensor(self.groups[i])}
 
 
 def _probe(emb: np.ndarray, labels: np.ndarray, groups: np.ndarray, seeds: int,

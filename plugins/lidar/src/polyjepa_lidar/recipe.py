@@ -9,7 +9,8 @@ def lidar_recipe() -> dict[str, Any]:
     """Pillar encoder, BEV block masks over occupied pillars, EMA target, smooth-L1 loss.
 
     The predictor fills masked occupied BEV regions with the target encoder's BEV
-    embeddings. Demo: ray-cast SIMULATED street scenes (no registry package ships scans).
+    embeddings. Demo: ray-cast SIMULATED street scenes (no registry package ships scans),
+    compared per pillar with the height-statistics baselines on held-out scenes.
     """
     return {
         "dataset": {"name": "lidar.points", "grid": 32, "ground": "plane"},
@@ -25,6 +26,7 @@ def lidar_recipe() -> dict[str, Any]:
         "demo": {
             "data": None,
             "kind": "simulated",
+            "task": "polyjepa_lidar.quality:demo_task",
             "description": "ray-cast LiDAR street scenes (open3d RaycastingScene: ground, "
                            "buildings, vehicles, poles, vegetation; 16-beam spinning "
                            "sensor; per-point classes), generated in the plugin",

