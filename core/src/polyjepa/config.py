@@ -32,10 +32,12 @@ def default_config() -> dict[str, Any]:
         "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0,
                    "normalize": True, "encoder": {"name": None}},
         "sigreg": {"weight": 0.05, "num_slices": 256, "num_points": 17},
-        # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings,
-        # covariance_weight > 0 VICReg's decorrelation of their dimensions
+        # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings;
+        # covariance_weight VICReg's decorrelation of their dimensions, on by default: at
+        # small scale the EMA pair otherwise loses dimensions as training goes on (RankMe
+        # falls and the probes with it), see benchmarks/QUALITY.md
         "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0,
-                 "covariance_weight": 0.0},
+                 "covariance_weight": 0.1},
         "train": {
             "steps": 1000,
             "batch_size": 64,

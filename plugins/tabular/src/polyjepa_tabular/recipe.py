@@ -14,7 +14,7 @@ def tabular_recipe() -> dict[str, Any]:
         "masker": {"name": "tabular.feature_subsets", "context_scale": [0.4, 0.6],
                    "target_scale": [0.15, 0.3], "num_targets": 2},
         "predictor": {"name": "transformer", "dim": 32, "depth": 2, "num_heads": 2},
-        "target": {"kind": "ema", "momentum": 0.999, "momentum_end": 1.0,
+        "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0,
                    "normalize": True},
         "train": {"steps": 2000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
                   "weight_decay": 0.01, "weight_decay_end": 0.05, "rankme_every": 200,
