@@ -10,6 +10,7 @@ then written from every domain's file there, so one domain can be run again alon
     python benchmarks/quality.py                      # every domain (nox -s quality)
     python benchmarks/quality.py tabular ecg --seeds 3 --out quality
     python benchmarks/quality.py tabular --steps 4 --seeds 1   # a quick end-to-end check
+    python benchmarks/quality.py recsys --set loss.covariance_weight=0 --out quality-nocov
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def load_tasks(path: Path) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     import polyjepa as pj
+    from polyjepa.config import parse_value
     from polyjepa.quality import load_rows, save_rows
 
     scripts = domain_scripts()
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, default=4, help="the long run is FACTOR x N steps")
     parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
     parser.add_argument("--tasks", nargs="*", help="only tasks with these names")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every task (e.g. loss.covariance_weight=0)")
     parser.add_argument("--out", default="quality", help="folder for results and the report")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.domains) - set(scripts))
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if args.steps:
                 task.steps = args.steps
+            for item in args.set:
+                key, _, value = item.partition("=")
+                task.overrides = {**task.overrides, key: parse_value(value)}
             rows += pj.run_quality_task(task, out / "runs" / domain,
                                         seeds=range(args.seeds), factor=args.factor)
         save_rows(rows, out / f"{domain}.json")

@@ -131,3 +131,34 @@ def test_variance_term_enters_the_loss_and_its_gradient():
     assert "variance" not in plain and float(weighted["variance"]) > 0
     assert float(weighted["loss"]) == pytest.approx(
         float(plain["loss"]) + 2.0 * float(weighted["variance"]), rel=1e-5)
+
+
+def test_covariance_penalty_counts_correlated_dimensions_only():
+    from polyjepa.losses import covariance_penalty
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(2000, 1, generator=g)
+    # two copies of one signal (covariance 1 twice off the diagonal) and two independent ones
+    x = torch.cat([base, base, torch.randn(2000, 2, generator=g)], dim=1).reshape(4, 500, 4)
+    assert float(covariance_penalty(x)) == pytest.approx(2.0 / 4, abs=0.05)
+    independent = torch.randn(4, 500, 4, generator=g)
+    assert float(covariance_penalty(independent)) < 0.01
+    # padded tokens do not count, however correlated they are
+    pad = torch.ones(4, 500, 4) * torch.arange(500.0)[None, :, None]
+    mixed = torch.cat([independent, pad], dim=1)
+    valid = torch.cat([torch.ones(4, 500), torch.zeros(4, 500)], dim=1).bool()
+    assert float(covariance_penalty(mixed, valid)) == pytest.approx(
+        float(covariance_penalty(independent)), rel=1e-5)
+
+
+def test_covariance_term_enters_the_loss():
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=1, num_heads=2)
+    pred = pj.TransformerPredictor(16, dim=8, depth=1, num_heads=2)
+    batch = {"x": torch.randn(4, 1, 8, 8)}
+    masks = pj.MultiBlockMasker()((4, 4), 4, torch.Generator().manual_seed(0))
+    plain = JEPA(enc, pred)(batch, masks)
+    weighted = JEPA(enc, pred, covariance_weight=3.0)(batch, masks)
+    assert "covariance" not in plain and float(weighted["covariance"]) > 0
+    assert float(weighted["loss"]) == pytest.approx(
+        float(plain["loss"]) + 3.0 * float(weighted["covariance"]), rel=1e-5)

@@ -115,7 +115,7 @@ def load_encoder(run: str | Path | Run, device: str = "cpu",
     folder (``step_00000200`` or its path) or an encoder safetensors file instead.
     """
     from .build import build_encoder
-    from .checkpoint import latest_checkpoint
+    from .checkpoint import checkpoint_encoder_state, latest_checkpoint
     from .trainer import ENCODER_FILE
 
     r = _run(run)
@@ -137,14 +137,6 @@ def load_encoder(run: str | Path | Run, device: str = "cpu",
         raise CheckpointError(f"{path}: weights do not fit encoder "
                               f"{cfg['encoder'].get('name')!r}: {exc}") from exc
     return encoder.to(device).eval()
-
-
-def checkpoint_encoder_state(ckpt: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """The weights a user gets (the EMA target, else the encoder) out of a checkpoint
-    folder of a run trained under ``config``."""
-    full = load_tensors(Path(ckpt) / "model.safetensors")
-    prefix = "target." if config["target"].get("kind", "ema") == "ema" else "encoder."
-    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
 def _dataset_for(r: Run, data: Any) -> Any:

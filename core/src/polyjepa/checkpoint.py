@@ -171,3 +171,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
     state = read_json(path / "state.json", "checkpoint state")
     return (load_tensors(path / "model.safetensors"),
             load_tensors(path / "trainer.safetensors"), state)
+
+
+def checkpoint_encoder_state(ckpt: Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a user gets out of a checkpoint folder of a run trained under
+    ``config``: the EMA target where there is one, else the online encoder."""
+    full = load_tensors(Path(ckpt) / "model.safetensors")
+    prefix = "target." if config["target"].get("kind", "ema") == "ema" else "encoder."
+    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}

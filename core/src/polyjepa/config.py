@@ -33,11 +33,11 @@ def default_config() -> dict[str, Any]:
                    "normalize": True, "encoder": {"name": None}},
         "sigreg": {"weight": 0.05, "num_slices": 256, "num_points": 17},
         # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings;
-        # covariance_weight VICReg's decorrelation of their dimensions, on by default: at
-        # small scale the EMA pair otherwise loses dimensions as training goes on (RankMe
-        # falls and the probes with it), see benchmarks/QUALITY.md
+        # covariance_weight > 0 VICReg's decorrelation of their dimensions, the cure where
+        # an EMA pair loses dimensions as training goes on (tables); it hurt the recipes
+        # whose RankMe holds (SAR, sequences), see benchmarks/QUALITY.md
         "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0,
-                 "covariance_weight": 0.1},
+                 "covariance_weight": 0.0},
         "train": {
             "steps": 1000,
             "batch_size": 64,

@@ -32,6 +32,7 @@ from .checkpoint import (
     CHECKPOINT_DIR,
     atomic_write_json,
     atomic_write_text,
+    checkpoint_encoder_state,
     latest_checkpoint,
     load_checkpoint,
     optimizer_tensors,
@@ -337,8 +338,6 @@ class Trainer:
             chosen = best_step(scores) if select == "rankme" and scores else steps
             state = jepa.export_encoder().state_dict()
             if chosen != steps:
-                from .api import checkpoint_encoder_state
-
                 state = checkpoint_encoder_state(
                     self.out / CHECKPOINT_DIR / f"step_{chosen:08d}", resolved)
             save_tensors(self.out / ENCODER_FILE, state,
@@ -347,7 +346,7 @@ class Trainer:
             info["selected"] = {"by": select, "step": chosen}
             if select == "rankme":
                 info["selected"]["rankme_centered"] = {str(k): v for k, v in scores.items()}
-                if dist.main and self.progress:
+                if self.progress:
                     print(f"exported the encoder of step {chosen} (highest centred RankMe, "
                           f"{scores.get(chosen, float('nan')):.2f})")
             info["status"] = "complete"

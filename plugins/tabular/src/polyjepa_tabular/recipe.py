@@ -16,6 +16,10 @@ def tabular_recipe() -> dict[str, Any]:
         "predictor": {"name": "transformer", "dim": 32, "depth": 2, "num_heads": 2},
         "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0,
                    "normalize": True},
+        # without VICReg's covariance term the EMA pair loses dimensions on tables
+        # (digits, 1,200 steps: centred RankMe 41 -> 5, MLP probe 0.93 -> 0.89); with it
+        # RankMe holds (42) and the probe reaches 0.98, level with raw features
+        "loss": {"covariance_weight": 0.1},
         "train": {"steps": 2000, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
                   "weight_decay": 0.01, "weight_decay_end": 0.05, "rankme_every": 200,
                   "checkpoint_every": 500},
