@@ -120,17 +120,19 @@ def test_variance_hinge_penalises_collapsed_dimensions_only():
     assert float(variance_hinge(padded, valid=valid)) == 0.0
 
 
-def test_variance_term_enters_the_loss_and_its_gradient():
+@pytest.mark.parametrize("weight, term", [("variance_weight", "variance"),
+                                          ("covariance_weight", "covariance")])
+def test_regulariser_enters_the_loss_with_its_weight(weight, term):
     torch.manual_seed(0)
     enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=1, num_heads=2)
     pred = pj.TransformerPredictor(16, dim=8, depth=1, num_heads=2)
     batch = {"x": torch.randn(4, 1, 8, 8)}
     masks = pj.MultiBlockMasker()((4, 4), 4, torch.Generator().manual_seed(0))
     plain = JEPA(enc, pred)(batch, masks)
-    weighted = JEPA(enc, pred, variance_weight=2.0)(batch, masks)
-    assert "variance" not in plain and float(weighted["variance"]) > 0
+    weighted = JEPA(enc, pred, **{weight: 2.0})(batch, masks)
+    assert term not in plain and float(weighted[term]) > 0
     assert float(weighted["loss"]) == pytest.approx(
-        float(plain["loss"]) + 2.0 * float(weighted["variance"]), rel=1e-5)
+        float(plain["loss"]) + 2.0 * float(weighted[term]), rel=1e-5)
 
 
 def test_covariance_penalty_counts_correlated_dimensions_only():
@@ -149,16 +151,3 @@ def test_covariance_penalty_counts_correlated_dimensions_only():
     valid = torch.cat([torch.ones(4, 500), torch.zeros(4, 500)], dim=1).bool()
     assert float(covariance_penalty(mixed, valid)) == pytest.approx(
         float(covariance_penalty(independent)), rel=1e-5)
-
-
-def test_covariance_term_enters_the_loss():
-    torch.manual_seed(0)
-    enc = pj.PatchEncoder(in_chans=1, patch_size=2, embed_dim=16, depth=1, num_heads=2)
-    pred = pj.TransformerPredictor(16, dim=8, depth=1, num_heads=2)
-    batch = {"x": torch.randn(4, 1, 8, 8)}
-    masks = pj.MultiBlockMasker()((4, 4), 4, torch.Generator().manual_seed(0))
-    plain = JEPA(enc, pred)(batch, masks)
-    weighted = JEPA(enc, pred, covariance_weight=3.0)(batch, masks)
-    assert "covariance" not in plain and float(weighted["covariance"]) > 0
-    assert float(weighted["loss"]) == pytest.approx(
-        float(plain["loss"]) + 3.0 * float(weighted["covariance"]), rel=1e-5)
