@@ -145,3 +145,16 @@ def test_select_rankme_survives_a_resume(core_only, tmp_path, monkeypatch):
     assert run.info["selected"]["step"] == 2
     assert run.info["selected"]["rankme_centered"] == {"1": 2.0, "2": 8.0, "3": 1.0,
                                                        "4": 1.5}
+
+
+def test_builtin_demo_compares_on_digits(core_only, tmp_path):
+    res = pj.demo(["array"], out=tmp_path / "demo", steps=2, progress=False)
+    comp = res["array"]["comparison"]
+    assert comp["data"] == "digits" and comp["metric"] == "accuracy (linear probe)"
+    assert set(comp) == {"data", "metric", "pretrained", "random init", "pixels"}
+    assert all(0.0 <= comp[k] <= 1.0 for k in ("pretrained", "random init", "pixels"))
+    assert comp["pixels"] > 0.8  # raw digits are linearly separable: the probe is real
+    run = json.loads((tmp_path / "demo" / "array" / "digits-2-s0" / "run.json").read_text())
+    assert run["config"]["target"]["kind"] == "sigreg"  # the demo's own settings
+    assert "| digits | real | accuracy (linear probe) | 2 |" in \
+        (tmp_path / "demo" / "quality.md").read_text()

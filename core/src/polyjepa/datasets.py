@@ -108,6 +108,7 @@ def array_recipe() -> dict[str, Any]:
             "data": None,
             "kind": "real",
             "description": "scikit-learn's handwritten digits (1,797 real 8x8 scans)",
+            "task": "polyjepa.quality:digits_demo_task",
             "overrides": {
                 "dataset": {"name": "digits"},
                 "encoder": {"embed_dim": 64, "depth": 3, "num_heads": 4},

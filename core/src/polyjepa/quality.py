@@ -336,3 +336,34 @@ def load_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     for p in paths:
         rows += json.loads(Path(p).read_text(encoding="utf-8"))
     return rows
+
+
+# -- the built-in demo comparison ---------------------------------------------------------
+
+def linear_probe_accuracy(ctx: EvalContext) -> float:
+    """Accuracy of the core's linear probe (standardised logistic regression, a held-out
+    quarter chosen by ``ctx.seed``)."""
+    from .evaluators import LinearProbe
+
+    return LinearProbe()(ctx)["linear_probe_acc"]
+
+
+def _pixels(ctx: EvalContext) -> np.ndarray:
+    return np.asarray(ctx.dataset.x).reshape(len(ctx.dataset), -1)
+
+
+def digits_demo_task() -> QualityTask:
+    """``polyjepa demo``'s comparison for the built-in ``array`` recipe: scikit-learn's
+    digits, the pretrained ViT vs the same ViT at random init vs the raw pixels, each
+    with the linear probe."""
+    from .components import get_recipe
+
+    demo = get_recipe("array")["demo"]
+    over = demo.get("overrides") or {}
+    return QualityTask(
+        domain="array", name="digits", recipe="array", data=demo.get("data"),
+        metric="accuracy (linear probe)", probe=linear_probe_accuracy,
+        steps=int(over.get("train", {}).get("steps", 300)),
+        baselines={"pixels": features_baseline(_pixels, linear_probe_accuracy)},
+        overrides={k: v for k, v in over.items() if k != "train"} | {
+            f"train.{k}": v for k, v in over.get("train", {}).items() if k != "steps"})
