@@ -78,3 +78,16 @@ def test_ema_recipe_and_demo(tmp_path: Path, capsys: pytest.CaptureFixture, tiny
     assert "SIMULATED" in capsys.readouterr().out
     m = res["sar"]["metrics"]
     assert {"rankme", "chip_linear_acc", "gradient_baseline_linear_acc"} <= set(m)
+
+
+def test_demo_compares_each_recipe_on_simulated_chips(tmp_path):
+    res = polyjepa.demo(["sar", "sar.ema"], out=tmp_path / "demo", steps=2, progress=False)
+    for name in ("sar", "sar.ema"):
+        comp = res[name]["comparison"]
+        assert set(comp) == {"data", "metric", "pretrained", "random init", "ROA-gradient HOG"}
+        assert all(0.0 <= comp[k] <= 1.0 for k in ("pretrained", "random init",
+                                                    "ROA-gradient HOG"))
+        run = json.loads((tmp_path / "demo" / name / f"{comp['data']}-2-s0" / "run.json")
+                         .read_text())
+        assert run["config"]["recipe"] == name  # each recipe is compared, not the first
+    assert res["sar"]["comparison"]["data"] != res["sar.ema"]["comparison"]["data"]

@@ -32,10 +32,11 @@ def gradient_hog(ctx: pj.EvalContext) -> np.ndarray:
     return gradient_features(ctx.dataset)
 
 
-def chips_task(steps: int = 100) -> pj.QualityTask:
+def chips_task(steps: int = 100, recipe: str = "sar") -> pj.QualityTask:
     """Pre-train on 600 unlabelled simulated chips, probe 750 other (labelled) ones."""
+    name = "simulated_chips" if recipe == "sar" else f"simulated_chips ({recipe})"
     return pj.QualityTask(
-        domain="sar", name="simulated_chips", recipe="sar", data=PRETRAIN_CHIPS,
+        domain="sar", name=name, recipe=recipe, data=PRETRAIN_CHIPS,
         eval_data=EVAL_CHIPS, kind="simulated", metric="accuracy (linear probe)",
         probe=linear_probe, steps=steps,
         baselines={"ROA-gradient HOG": pj.features_baseline(gradient_hog, linear_probe)},
@@ -49,3 +50,8 @@ def chips_task(steps: int = 100) -> pj.QualityTask:
 def demo_task() -> pj.QualityTask:
     """``polyjepa demo``'s labelled comparison (the demo's own length)."""
     return chips_task(steps=300)
+
+
+def ema_demo_task() -> pj.QualityTask:
+    """The same comparison for the EMA variant (``sar.ema``)."""
+    return chips_task(steps=300, recipe="sar.ema")

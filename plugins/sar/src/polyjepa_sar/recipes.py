@@ -47,4 +47,5 @@ def sar_ema_recipe() -> dict[str, Any]:
     cfg["target"] = {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0, "normalize": True,
                      "encoder": {"name": None}}
     cfg["loss"] = {"name": "smooth_l1"}
+    cfg["demo"] = {**cfg["demo"], "task": "polyjepa_sar.quality:ema_demo_task"}
     return cfg
