@@ -136,9 +136,10 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             final = _last_checkpoint(run.path)
             last = _context(load_encoder(run, checkpoint=final), dataset, int(seed), bs,
                             labelled)
-            scores = {int(final.name.split("_")[1]): float(task.probe(last))}
+            last_step = int(final.name.split("_")[1])
+            scores = {last_step: float(task.probe(last))}
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
-                         "value": scores[int(final.name.split("_")[1])],
+                         "value": scores[last_step],
                          "rankme": _centred_rank(last.embeddings)})
             # every kept checkpoint: is the label-free choice the best probe?
             for ck in sorted((run.path / CHECKPOINT_DIR).glob("step_*")):
@@ -148,13 +149,13 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                              labelled)
                 scores[int(ck.name.split("_")[1])] = float(task.probe(c))
             chosen = (Run(run.path).info.get("selected") or {}).get("step")
-            if scores and chosen in scores:
+            if len(scores) > 1 and chosen in scores:  # a choice needs two candidates
                 best = max(scores.values()) if task.higher_is_better else min(scores.values())
                 rows.append({**base, "method": "rankme choice", "steps": steps, "seed": seed,
                              "value": scores[chosen], "best": best, "chosen_step": chosen,
                              "hit": bool(math.isclose(scores[chosen], best, abs_tol=1e-12))})
             log(f"[{task.domain}/{task.name}] seed {seed}, {steps} steps: pretrained "
-                f"{rows[-2 if scores and chosen in scores else -1]['value']:.3f}")
+                f"{scores[last_step]:.3f}")
     return rows
 
 
