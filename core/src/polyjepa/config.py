@@ -34,7 +34,7 @@ def default_config() -> dict[str, Any]:
         "sigreg": {"weight": 0.05, "num_slices": 256, "num_points": 17},
         # variance_weight > 0 adds AD-L-JEPA's variance hinge on the context embeddings;
         # covariance_weight > 0 VICReg's decorrelation of their dimensions, the cure where
-        # an EMA pair loses dimensions as training goes on (tables); it hurt the recipes
+        # an EMA pair loses dimensions as training goes on (tables, LiDAR); it hurt those
         # whose RankMe holds (SAR, sequences), see benchmarks/QUALITY.md
         "loss": {"name": "smooth_l1", "variance_weight": 0.0, "variance_target": 1.0,
                  "covariance_weight": 0.0},

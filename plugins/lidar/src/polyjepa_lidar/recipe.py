@@ -19,7 +19,10 @@ def lidar_recipe() -> dict[str, Any]:
                    "target_scale": [0.05, 0.1], "target_aspect": [0.75, 1.5]},
         "predictor": {"name": "transformer", "dim": 96, "depth": 3, "num_heads": 4},
         "target": {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0, "normalize": True},
-        "loss": {"name": "smooth_l1"},
+        # VICReg's covariance term: without it the pillar probe fell with training
+        # (simulated scenes, 3 seeds: 0.718 at 40 steps, 0.705 at 160); with it 0.715 ->
+        # 0.728, above random init (0.708) on every seed (see the README's Quality)
+        "loss": {"name": "smooth_l1", "covariance_weight": 0.1},
         "train": {"batch_size": 32, "lr": 5e-4, "warmup_steps": 50},
         "evaluators": ["rankme", "lidar.pillar_probe", "lidar.scene_probe"],
         "eval": {"batch_size": 32},
