@@ -269,12 +269,11 @@ def evaluate_checkpoints(run: str | Path | Run, data: Any = None,
     RankMe (centred) is always among them, so a label-free choice can be checked against
     the probes; ``run.json`` records which step the run exported (``selected``).
     """
-    from .checkpoint import CHECKPOINT_DIR
+    from .checkpoint import checkpoint_step, kept_checkpoints
 
     r = _run(run)
     cfg = r.config
-    folders = sorted(p for p in (r.path / CHECKPOINT_DIR).glob("step_*")
-                     if (p / "state.json").is_file())
+    folders = kept_checkpoints(r.path)
     if not folders:
         raise CheckpointError(f"{r.path} keeps no checkpoint")
     dataset = _dataset_for(r, data)
@@ -285,8 +284,8 @@ def evaluate_checkpoints(run: str | Path | Run, data: Any = None,
     out: dict[int, dict[str, float]] = {}
     for folder in folders:
         encoder = load_encoder(r, device, checkpoint=folder)
-        out[int(folder.name.split("_")[1])] = _score(cfg, encoder, dataset, names, bs,
-                                                    device, seed)[0]
+        out[checkpoint_step(folder)] = _score(cfg, encoder, dataset, names, bs, device,
+                                              seed)[0]
     return out
 
 

@@ -161,8 +161,19 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         cand = root / pointer.read_text(encoding="utf-8").strip()
         if (cand / "state.json").is_file():
             return cand
-    done = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+    done = kept_checkpoints(run_dir)
     return done[-1] if done else None
+
+
+def kept_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's complete checkpoint folders, oldest first."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    return sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The training step a checkpoint folder (``step_00000200``) holds."""
+    return int(Path(folder).name.split("_", 1)[1])
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],

@@ -46,6 +46,14 @@ def effective_rank(z: Any, eps: float = 1e-7) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def centred_rank(z: Any) -> float:
+    """RankMe of ``z`` with the mean embedding removed first (see :class:`RankMe`)."""
+    import torch
+
+    t = torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z).double()
+    return effective_rank(t - t.mean(dim=0, keepdim=True))
+
+
 class RankMe:
     """Effective rank of the embedding matrix; label-free quality score.
 
@@ -59,7 +67,7 @@ class RankMe:
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         z = np.asarray(ctx.embeddings, dtype=np.float64)
         return {"rankme": effective_rank(z),
-                "rankme_centered": effective_rank(z - z.mean(axis=0, keepdims=True)),
+                "rankme_centered": centred_rank(z),
                 "rankme_max": float(min(z.shape))}
 
 

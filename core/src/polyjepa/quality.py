@@ -80,16 +80,9 @@ def _context(encoder: Any, dataset: Any, seed: int, batch_size: int,
     return EvalContext(emb, y, g, encoder, dataset, seed)
 
 
-def _centred_rank(emb: np.ndarray) -> float:
-    from .evaluators import effective_rank
-
-    z = np.asarray(emb, np.float64)
-    return float(effective_rank(z - z.mean(axis=0, keepdims=True)))
-
-
 def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] = (0, 1, 2),
-             factor: int = 4, checkpoints: int = 4, progress: bool = False,
-             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                     factor: int = 4, checkpoints: int = 4, progress: bool = False,
+                     log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run one task; returns one row per (method, steps, seed) score.
 
     Rows hold ``domain, dataset, kind, metric, method, steps, seed, value`` and, for the
@@ -98,9 +91,10 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
     ``hit`` (whether the RankMe choice scored as well as the best). A probe that finds
     its targets in the dataset itself (next-item ranking) sets ``needs_labels = False``.
     """
-    from .api import Run, load_encoder, pretrain
+    from .api import load_encoder, pretrain
     from .build import build_dataset
-    from .checkpoint import CHECKPOINT_DIR
+    from .checkpoint import checkpoint_step, kept_checkpoints
+    from .evaluators import centred_rank
 
     root = Path(root)
     labelled = bool(getattr(task.probe, "needs_labels", True))
@@ -127,7 +121,7 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                 ctx = _context(random_enc, dataset, int(seed), bs, labelled)
                 rows.append({**base, "method": RANDOM, "steps": 0, "seed": seed,
                              "value": float(task.probe(ctx)),
-                             "rankme": _centred_rank(ctx.embeddings)})
+                             "rankme": centred_rank(ctx.embeddings)})
                 plain = EvalContext(None, ctx.labels, ctx.groups, None, dataset, int(seed))
                 for name, baseline in task.baselines.items():
                     rows.append({**base, "method": name, "steps": 0, "seed": seed,
@@ -136,19 +130,19 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             final = _last_checkpoint(run.path)
             last = _context(load_encoder(run, checkpoint=final), dataset, int(seed), bs,
                             labelled)
-            last_step = int(final.name.split("_")[1])
+            last_step = checkpoint_step(final)
             scores = {last_step: float(task.probe(last))}
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
                          "value": scores[last_step],
-                         "rankme": _centred_rank(last.embeddings)})
+                         "rankme": centred_rank(last.embeddings)})
             # every kept checkpoint: is the label-free choice the best probe?
-            for ck in sorted((run.path / CHECKPOINT_DIR).glob("step_*")):
+            for ck in kept_checkpoints(run.path):
                 if ck.name == final.name:
                     continue
                 c = _context(load_encoder(run, checkpoint=ck), dataset, int(seed), bs,
                              labelled)
-                scores[int(ck.name.split("_")[1])] = float(task.probe(c))
-            chosen = (Run(run.path).info.get("selected") or {}).get("step")
+                scores[checkpoint_step(ck)] = float(task.probe(c))
+            chosen = (run.info.get("selected") or {}).get("step")
             if len(scores) > 1 and chosen in scores:  # a choice needs two candidates
                 best = max(scores.values()) if task.higher_is_better else min(scores.values())
                 rows.append({**base, "method": "rankme choice", "steps": steps, "seed": seed,

@@ -45,7 +45,7 @@ from .config import data_for_json
 from .data import eval_loader, move_to, train_loader
 from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
 from .errors import CheckpointError, ConfigError, TrainingDiverged
-from .evaluators import effective_rank
+from .evaluators import centred_rank, effective_rank
 from .schedules import cosine_ramp, learning_rate, linear_ramp
 from .tokens import batch_valid, pool_tokens
 
@@ -376,7 +376,7 @@ class Trainer:
         z = torch.cat(chunks).double()
         rank = float(effective_rank(z))
         # the collapse check ignores the shared mean embedding (see evaluators.RankMe)
-        centered = float(effective_rank(z - z.mean(dim=0, keepdim=True)))
+        centered = centred_rank(z)
         limit = min(z.shape)
         if is_collapsed(centered, limit, float(self.t.get("collapse_rank", 0.02))) and dist.main:
             warnings.warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
