@@ -104,7 +104,7 @@ class LidarDataset(torch.utils.data.Dataset):
         x_range, y_range: the BEV box in the clouds' units; by default the 1st-99th
             percentile extent of the training data (kept in ``state``).
         z_range: optional crop on raw z before everything else.
-        voxel_size: open3d voxel down-sampling first (``None``: off).
+        voxel_size: voxel down-sampling first (``None``: off).
         ground: what heights are measured from: ``"plane"`` (seeded NumPy RANSAC plane,
             reproducible), ``"open3d"`` (open3d ``segment_plane``), ``"min"`` or ``"none"``.
         tile: split each cloud into square windows of this size (airborne LAS);

@@ -1,4 +1,4 @@
-"""Preprocessing: range cropping, voxel down-sampling (open3d), ground-plane estimation
+"""Preprocessing: range cropping, voxel down-sampling, ground-plane estimation
 (seeded RANSAC) and vectorised pillarisation into a bird's-eye-view grid.
 
 open3d's own ``segment_plane`` is multi-threaded and can give slightly different planes
@@ -35,26 +35,30 @@ def crop(cloud: Cloud, x_range: tuple[float, float], y_range: tuple[float, float
 
 
 def voxel_downsample(cloud: Cloud, voxel_size: float) -> Cloud:
-    """open3d voxel grid down-sampling: mean position and intensity, majority label."""
-    import open3d as o3d
+    """Voxel grid down-sampling: mean position and intensity, majority label per voxel.
 
+    Voxels are aligned on the cloud's minimum corner and come out in the order of their
+    grid index. Computed with numpy rather than open3d's ``voxel_down_sample``, whose
+    parallel hash map returns voxels in a varying order with sums rounded differently from
+    call to call, so the same file could give different pillars (and a cached read
+    different ones from a fresh read).
+    """
     if len(cloud) == 0 or voxel_size <= 0:
         return cloud
     origin = cloud.points.min(axis=0)
-    pcd = o3d.t.geometry.PointCloud(o3d.core.Tensor((cloud.points - origin).astype(np.float32)))
-    pcd.point.intensity = o3d.core.Tensor(cloud.intensity.reshape(-1, 1).astype(np.float32))
-    classes = None
-    if cloud.labels is not None:
-        classes, inv = np.unique(cloud.labels, return_inverse=True)
-        onehot = np.zeros((len(cloud), len(classes)), np.float32)
-        onehot[np.arange(len(cloud)), inv] = 1.0
-        pcd.point.onehot = o3d.core.Tensor(onehot)
-    down = pcd.voxel_down_sample(float(voxel_size))
-    pts = down.point.positions.numpy().astype(np.float64) + origin
-    inten = down.point.intensity.numpy().reshape(-1)
+    keys = np.floor((cloud.points - origin) / float(voxel_size)).astype(np.int64)
+    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    n = len(counts)
+    pts = np.stack([np.bincount(inv, cloud.points[:, k], n) for k in range(3)], 1) / \
+        counts[:, None]
+    inten = np.bincount(inv, cloud.intensity.astype(np.float64), n) / counts
     labels = None
-    if classes is not None:
-        labels = classes[down.point.onehot.numpy().argmax(axis=1)]
+    if cloud.labels is not None:
+        classes, lab = np.unique(cloud.labels, return_inverse=True)
+        votes = np.zeros((n, len(classes)), np.int64)
+        np.add.at(votes, (inv, lab.reshape(-1)), 1)
+        labels = classes[votes.argmax(axis=1)]
     return Cloud(pts, inten.astype(np.float32), labels, cloud.source)
 
 
