@@ -29,7 +29,7 @@ def _grid_toml(path, params: str, extra: str = "") -> str:
     ('"train.lrr" = [1e-3, 2e-3]', r"'train\.lrr' is not a setting.*Did you mean 'train\.lr'"),
     ('"train.lr" = []', r"'train\.lr' has an empty list"),
     ('"train.lr" = {low = 0.1, high = 0.01}', r"'train\.lr' has an empty range"),
-    ('"train.lr" = ["fast", "slow"]', r"'train\.lr': value 'fast' \(str\)"),
+    ('"train.lr" = ["fast", "slow"]', r"sweep key 'train\.lr': 'fast' is not a number"),
     ('"masker.num_targetz" = [2, 4]', r"'masker\.num_targetz'.*Did you mean 'masker\.num_targets'"),
     ('"train.weight_decay" = {low = 0.01, high = 0.1}', r"grid search needs a list"),
     ('"bogus.x" = [1]', r"'bogus\.x': the first part must be one of"),

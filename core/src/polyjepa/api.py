@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ import numpy as np
 from .checkpoint import atomic_write_json, load_tensors, read_json
 from .components import component_entry, create_evaluator, get_recipe
 from .config import apply_overrides, load_config_file, merge
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import CheckpointError, ConfigError, DataError, warn
+from .validation import check_config
 
 TRAIN_SHORTCUTS = ("steps", "batch_size", "lr", "seed", "device", "precision", "warmup_steps",
                    "accumulate", "log_every", "rankme_every", "checkpoint_every", "num_workers")
@@ -34,7 +34,11 @@ class Run:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.info["config"]
+        config = self.info.get("config")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{self.path / 'run.json'} has no 'config' table, so the "
+                                  "encoder cannot be rebuilt (not a run file polyjepa wrote?)")
+        return config
 
     @property
     def complete(self) -> bool:
@@ -80,6 +84,7 @@ def resolve_config(recipe: str | None = None, data: Any = None,
         cfg["data"] = data if not isinstance(data, Path) else str(data)
     if not (cfg.get("dataset") or {}).get("name"):
         raise ConfigError("no dataset: name a recipe or set dataset.name in the config")
+    check_config(cfg)
     return cfg
 
 
@@ -100,9 +105,12 @@ def pretrain(recipe: str | None = None, data: Any = None, out: str | Path | None
 
 
 def _run(run: str | Path | Run) -> Run:
+    from .plugins import ensure_plugins
+
     r = run if isinstance(run, Run) else Run(Path(run))
     if not (r.path / "run.json").is_file():
         raise CheckpointError(f"{r.path} is not a polyjepa run folder (no run.json)")
+    ensure_plugins(r.info.get("plugins") or [])
     return r
 
 
@@ -114,6 +122,8 @@ def load_encoder(run: str | Path | Run, device: str = "cpu",
     progress, the encoder of its latest checkpoint. ``checkpoint`` names a checkpoint
     folder (``step_00000200`` or its path) or an encoder safetensors file instead.
     """
+    import torch
+
     from .build import build_encoder
     from .checkpoint import checkpoint_encoder_state, latest_checkpoint
     from .trainer import ENCODER_FILE
@@ -131,6 +141,13 @@ def load_encoder(run: str | Path | Run, device: str = "cpu",
         if ckpt is None:
             raise CheckpointError(f"{r.path} has neither {ENCODER_FILE} nor a checkpoint yet")
         state = checkpoint_encoder_state(ckpt, cfg)
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and
+                 not bool(torch.isfinite(v).all()))
+    if bad:
+        where = path if path.is_file() else ckpt
+        raise CheckpointError(f"{where}: the weights hold NaN or infinite values "
+                              f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                              "the file is damaged or training diverged")
     try:
         encoder.load_state_dict(state)
     except RuntimeError as exc:
@@ -218,7 +235,7 @@ def _score(cfg: dict[str, Any], encoder: Any, dataset: Any, names: list[Any] | N
             ev_name = spec
             evaluator = create_evaluator(ev_name)
         if getattr(evaluator, "needs_labels", False) and labels is None:
-            warnings.warn(f"evaluator {ev_name!r} skipped: the data has no labels", stacklevel=3)
+            warn(f"evaluator {ev_name!r} skipped: the data has no labels")
             continue
         try:
             metrics = evaluator(ctx)

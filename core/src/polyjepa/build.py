@@ -9,6 +9,7 @@ from .components import create_dataset, create_encoder, create_masker, create_pr
 from .config import component_args, is_in_memory_marker
 from .errors import ConfigError, DataError
 from .jepa import JEPA
+from .validation import accepted
 
 
 def build_dataset(config: dict[str, Any], data: Any = None,
@@ -31,17 +32,21 @@ def build_dataset(config: dict[str, Any], data: Any = None,
 
 
 def resolve_components(config: dict[str, Any], dataset: Any) -> dict[str, Any]:
-    """Fill encoder arguments the data implies (``encoder_hints``) under the config's own."""
+    """Fill encoder arguments the data implies (``encoder_hints``) under the config's own.
+
+    Each encoder receives only the hints its factory declares (see
+    :func:`polyjepa.validation.accepted`).
+    """
     resolved = copy.deepcopy(config)
     hints = dict(getattr(dataset, "encoder_hints", None) or {})
-    for section in ("encoder",):
-        resolved[section] = {**hints, **resolved[section]}
+    enc = resolved["encoder"]
+    resolved["encoder"] = {**accepted("encoders", enc["name"], hints), **enc}
     target = resolved.get("target") or {}
     if target.get("kind") == "encoder":
         tsec = target.get("encoder") or {}
         if not tsec.get("name"):
             raise ConfigError("target.kind = 'encoder' needs target.encoder.name")
-        target["encoder"] = {**hints, **tsec}
+        target["encoder"] = {**accepted("encoders", tsec["name"], hints), **tsec}
     resolved["dataset_state"] = dict(getattr(dataset, "state", None) or {})
     return resolved
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import torch
 from .errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
+_STEP_NAME = re.compile(r"step_\d{8}")
+_TMP_NAME = re.compile(r"\..+\.tmp-\d+")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -154,21 +157,41 @@ def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder of a run, or ``None``."""
+    """The newest complete checkpoint folder of a run, or ``None``.
+
+    The ``latest`` pointer is followed only to a ``step_N`` folder of this run: a pointer
+    naming any other path (absolute, ``..``) is ignored, since every path a run folder
+    names must stay inside it.
+    """
     root = run_dir / CHECKPOINT_DIR
     pointer = root / "latest"
     if pointer.is_file():
-        cand = root / pointer.read_text(encoding="utf-8").strip()
-        if (cand / "state.json").is_file():
-            return cand
+        name = pointer.read_text(encoding="utf-8").strip()
+        if _STEP_NAME.fullmatch(name) and (root / name / "state.json").is_file():
+            return root / name
     done = kept_checkpoints(run_dir)
     return done[-1] if done else None
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Delete the half-written temporary files and checkpoint folders a killed writer left
+    (``.step_N.tmp-PID``, ``.NAME.tmp-PID``). Call only while holding the run's lock."""
+    run_dir = Path(run_dir)
+    found = [p for root in (run_dir, run_dir / CHECKPOINT_DIR) if root.is_dir()
+             for p in root.iterdir() if _TMP_NAME.fullmatch(p.name)]
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
 
 
 def kept_checkpoints(run_dir: Path) -> list[Path]:
     """The run's complete checkpoint folders, oldest first."""
     root = Path(run_dir) / CHECKPOINT_DIR
-    return sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+    return sorted(p for p in root.glob("step_*") if _STEP_NAME.fullmatch(p.name)
+                  and (p / "state.json").is_file())
 
 
 def checkpoint_step(folder: Path) -> int:

@@ -24,8 +24,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Plugins may add commands of their own (polyjepa <domain> ...); "
                "`polyjepa plugins` lists them.")
     p.add_argument("--version", action="version", version=f"polyjepa {__version__}")
+    # both are taken out of the line before parsing (split_global_options), so they may
+    # stand anywhere; they are declared here for --help
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                   help="also load this plugin module (repeatable; or POLYJEPA_PLUGINS)")
+                   help="also load this plugin: a module (also from the current directory) "
+                        "or a .py file; repeatable, or POLYJEPA_PLUGINS=a,b. Runs record "
+                        "it, so later commands on the run load it again")
     p.add_argument("--strict-plugins", action="store_true",
                    help="fail on a broken plugin instead of skipping it")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -269,25 +273,37 @@ COMMANDS: dict[str, Any] = {
 }
 
 
-def _global_options() -> argparse.ArgumentParser:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--plugin", action="append", default=[])
-    pre.add_argument("--strict-plugins", action="store_true")
-    pre.add_argument("rest", nargs=argparse.REMAINDER)
-    return pre
+def split_global_options(argv: list[str]) -> tuple[list[str], bool, list[str]]:
+    """``--plugin MODULE`` and ``--strict-plugins`` taken from anywhere on the line (before
+    or after the command), and the rest of the arguments in order."""
+    plugins, strict, rest = [], False, []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            rest += [arg, *it]
+            break
+        if arg == "--strict-plugins":
+            strict = True
+        elif arg == "--plugin":
+            value = next(it, None)
+            if value is None:
+                raise PolyjepaError("--plugin needs a module name or a .py file")
+            plugins.append(value)
+        elif arg.startswith("--plugin="):
+            plugins.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return plugins, strict, rest
 
 
-def _plugin_command(argv: list[str]) -> int | None:
+def _plugin_command(rest: list[str]) -> int | None:
     """Run ``polyjepa <plugin command> ...`` if the first word names one; else ``None``."""
-    g, _ = _global_options().parse_known_args(argv)
-    if not g.rest or g.rest[0].startswith("-") or g.rest[0] in COMMANDS \
-            or g.rest[0] == "plugins":
+    if not rest or rest[0].startswith("-") or rest[0] in COMMANDS or rest[0] == "plugins":
         return None
-    from .plugins import configure, host
+    from .plugins import host
 
-    configure(modules=g.plugin or None, strict=True if g.strict_plugins else None)
     registry = host().registry("commands")
-    name = g.rest[0]
+    name = rest[0]
     if name not in registry:
         known = ", ".join(["plugins", *COMMANDS, *registry.names()])
         print(f"polyjepa: unknown command {name!r} (commands: {known}). If it comes from a "
@@ -295,7 +311,7 @@ def _plugin_command(argv: list[str]) -> int | None:
         return 2
     entry = registry.get(name)
     try:
-        status = entry.resolve()(list(g.rest[1:]))
+        status = entry.resolve()(list(rest[1:]))
     except PolyjepaError as exc:
         print(f"polyjepa {name}: error: {exc}", file=sys.stderr)
         return 2
@@ -303,28 +319,33 @@ def _plugin_command(argv: list[str]) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    status = _plugin_command(argv)
-    if status is not None:
-        return status
-    parser = _parser()
-    a = parser.parse_args(argv)
-    if a.command is None:
-        parser.print_help()
-        return 0
     from .plugins import configure
 
-    configure(modules=a.plugin or None, strict=True if a.strict_plugins else None)
-    warnings.simplefilter("default")
-    if a.command == "plugins":
-        return _print_plugins(a.json)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
     try:
+        plugins, strict, rest = split_global_options(argv)
+        configure(modules=plugins or None, strict=True if strict else None,
+                  require_modules=True)
+        status = _plugin_command(rest)
+        if status is not None:
+            return status
+        parser = _parser()
+        a = parser.parse_args(rest)
+        if a.command is None:
+            parser.print_help()
+            return 0
+        command = a.command
+        warnings.simplefilter("default")
+        if a.command == "plugins":
+            return _print_plugins(a.json)
         return COMMANDS[a.command](a)
     except PolyjepaError as exc:
-        print(f"polyjepa {a.command}: error: {exc}", file=sys.stderr)
+        print(f"polyjepa {command}: error: {exc}".replace("polyjepa : ", "polyjepa: "),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"polyjepa {a.command}: interrupted", file=sys.stderr)
+        print(f"polyjepa {command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -116,7 +116,7 @@ class PatchEncoder(TokenEncoder):
 
     def __init__(self, in_chans: int = 1, patch_size: int | tuple[int, ...] = 16,
                  ndim: int = 2, embed_dim: int = 192, depth: int = 6, num_heads: int = 6,
-                 mlp_ratio: float = 4.0, drop_path: float = 0.0, **_: Any):
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.ndim = int(ndim)
         self.in_chans = int(in_chans)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
 
 class PolyjepaError(Exception):
     """Base class: something the user can fix, with a message that says what."""
@@ -32,3 +38,13 @@ class CheckpointError(PolyjepaError):
 
 class TrainingDiverged(PolyjepaError):
     """The loss became NaN or infinite; training stopped before saving bad weights."""
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with the location of the first caller outside polyjepa (the user's line),
+    however deep inside the package the warning starts."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn()'s caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -6,7 +6,9 @@ mode asks for an exception instead.
 
 Environment variables:
 
-- ``POLYJEPA_PLUGINS=mod_a,mod_b``: extra plugin modules to import and register.
+- ``POLYJEPA_PLUGINS=mod_a,mod_b``: extra plugin modules to import and register, separated
+  by commas (like ``--plugin``: a module name, found also in the current directory, or a
+  ``.py`` file path).
 - ``POLYJEPA_LOAD_PLUGINS=ecg,video``: auto-load only these entry points.
 - ``POLYJEPA_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points at all.
 - ``POLYJEPA_STRICT_PLUGINS=1``: raise on the first broken plugin.
@@ -15,17 +17,20 @@ Environment variables:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import PluginError, warn
 from .registry import KINDS, Entry, Registry
 
 ENTRY_POINT_GROUP = "polyjepa"
@@ -67,8 +72,10 @@ class PluginHost:
     """The plugin manager plus one :class:`Registry` per component kind."""
 
     def __init__(self, modules: list[str] | None = None, strict: bool | None = None,
-                 autoload: bool | None = None, only: list[str] | None = None):
+                 autoload: bool | None = None, only: list[str] | None = None,
+                 require_modules: bool = False):
         self.extra_modules = list(modules or []) + _env_list("POLYJEPA_PLUGINS")
+        self.required = set(modules or []) if require_modules else set()
         self.strict = _env_flag("POLYJEPA_STRICT_PLUGINS") if strict is None else strict
         self.autoload = (not _env_flag("POLYJEPA_DISABLE_PLUGIN_AUTOLOAD")
                          if autoload is None else autoload)
@@ -93,8 +100,25 @@ class PluginHost:
                     dist = ep.dist.name if getattr(ep, "dist", None) else None
                     self._add(lambda ep=ep: ep.load(), ep.name, dist, "entry point", ep.value)
             for mod in self.extra_modules:
-                self._add_module(mod, name=mod, dist=None, source="--plugin")
+                if mod in self.required:
+                    self.add_explicit(mod)
+                else:
+                    self._add(lambda mod=mod: import_plugin_module(mod), mod, None,
+                              "--plugin", mod)
             return self
+
+    def add_explicit(self, module: str) -> None:
+        """Load a module named with ``--plugin`` (or recorded in a run): a failure stops
+        the command, since the user asked for this plugin by name."""
+        with self._lock:
+            before = len(self.failures)
+            strict, self.strict = self.strict, True
+            try:
+                self._add(lambda: import_plugin_module(module), module, None, "--plugin",
+                          module)
+            finally:
+                self.strict = strict
+            del self.failures[before:]
 
     def _entry_points(self) -> list[metadata.EntryPoint]:
         eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
@@ -120,6 +144,8 @@ class PluginHost:
         except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
             self._fail(name, dist, f"cannot be imported from {where!r}: "
                                    f"{type(exc).__name__}: {exc}", exc)
+            return
+        if self.pm.is_registered(module):  # already loaded, e.g. by its entry point
             return
         try:
             self.pm.register(module, name=name)
@@ -170,12 +196,14 @@ class PluginHost:
         if self.strict:
             raise PluginError(full) from exc
         self.failures.append(PluginFailure(name, dist, full))
-        warnings.warn(full, PluginWarning, stacklevel=3)
+        warn(full, PluginWarning)
 
     # -- lookups -------------------------------------------------------------------------
     def registry(self, kind: str) -> Registry:
         self.load()
-        return self.registries[kind]
+        reg = self.registries[kind]
+        reg.failures = self.failures
+        return reg
 
 
 _host: PluginHost | None = None
@@ -183,12 +211,19 @@ _settings: dict[str, Any] = {}
 
 
 def configure(modules: list[str] | None = None, strict: bool | None = None,
-              autoload: bool | None = None) -> None:
-    """Set how plugins are found (``--plugin``, strict mode) and forget loaded ones."""
+              autoload: bool | None = None, require_modules: bool | None = None) -> None:
+    """Set how plugins are found (``--plugin``, strict mode) and forget loaded ones.
+
+    ``require_modules``: a module of ``modules`` that fails to load raises instead of
+    being skipped with a warning (the command line asks for this: a plugin named with
+    ``--plugin`` was asked for by name).
+    """
     global _host
     _settings.clear()
     _settings.update({k: v for k, v in {"modules": modules, "strict": strict,
-                                         "autoload": autoload}.items() if v is not None})
+                                         "autoload": autoload,
+                                         "require_modules": require_modules}.items()
+                      if v is not None})
     _host = None
 
 
@@ -203,6 +238,54 @@ def host() -> PluginHost:
 def reset() -> None:
     """Forget loaded plugins and settings (the next lookup reloads them)."""
     configure()
+
+
+def import_plugin_module(spec: str) -> ModuleType:
+    """Import a ``--plugin`` module: a dotted name (also looked up in the current
+    directory, as ``python -m`` would) or the path of a ``.py`` file."""
+    path = Path(spec)
+    if spec.endswith(".py") or os.sep in spec:
+        if not path.is_file():
+            raise FileNotFoundError(f"no plugin file {spec}")
+        name = f"polyjepa_plugin_{path.stem}"
+        if name in sys.modules:
+            return sys.modules[name]
+        loc = importlib.util.spec_from_file_location(name, path.resolve())
+        if loc is None or loc.loader is None:
+            raise ImportError(f"{spec} is not an importable Python file")
+        module = importlib.util.module_from_spec(loc)
+        sys.modules[name] = module
+        try:
+            loc.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+    return importlib.import_module(spec)
+
+
+def loaded_plugin_modules() -> list[str]:
+    """The ``--plugin`` modules this process loaded, as a run records them (file paths
+    made absolute, so a later command finds them from any directory)."""
+    out = []
+    for p in host().plugins:
+        if p.source == "--plugin":
+            spec = p.name
+            if spec.endswith(".py") or os.sep in spec:
+                spec = str(Path(spec).resolve())
+            out.append(spec)
+    return out
+
+
+def ensure_plugins(modules: list[str]) -> None:
+    """Load the plugin modules a run recorded, if this process has not loaded them."""
+    h = host()
+    for mod in modules or []:
+        if not any(p.name == mod for p in h.plugins):
+            h.add_explicit(mod)
 
 
 def plugin_modules() -> list[str]:

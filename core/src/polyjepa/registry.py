@@ -63,6 +63,7 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self.failures: list[Any] = []  # the host's broken plugins, for error messages
 
     def add(self, entry: Entry) -> None:
         if not entry.name or not isinstance(entry.name, str):
@@ -103,7 +104,13 @@ class Registry:
         if close:
             msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
         domain = _domain_of(name) or name
-        if not any(n == domain or n.startswith(domain + ".") for n in self.names()):
+        broken = [f for f in self.failures
+                  if domain in (f.name, f.distribution, f"polyjepa-{f.name}")
+                  or f.distribution == f"polyjepa-{domain}"]
+        if broken:
+            msg += (f" Plugin {broken[0].name!r} is installed but broken, so its components "
+                    f"are missing: {broken[0].message}")
+        elif not any(n == domain or n.startswith(domain + ".") for n in self.names()):
             msg += (f" If it comes from a plugin, install it: pip install polyjepa-{domain}"
                     " (or name a module with --plugin).")
         if self.names():

@@ -27,8 +27,6 @@ Trials run in worker processes (``workers``), or as Ray Tune trials on a Ray clu
 from __future__ import annotations
 
 import csv
-import difflib
-import inspect
 import io
 import itertools
 import json
@@ -45,6 +43,7 @@ from typing import Any
 from .checkpoint import atomic_write_json, atomic_write_text, read_json
 from .config import SECTIONS, apply_overrides, data_for_json, read_mapping
 from .errors import ConfigError, PolyjepaError
+from .validation import check_key, same_type
 
 SWEEP_FILE = "sweep.json"
 TRIAL_FILE = "trial.json"
@@ -56,7 +55,6 @@ RANGE_KEYS = {"low", "high", "log", "int", "values", "choices"}
 METRICS = ("rankme_centered", "rankme")
 PROBE_KEYS = ("linear_probe_acc", "linear_probe_macro_auc", "linear_probe_r2")
 FINAL = ("complete", "collapsed", "diverged", "failed")
-_COMPONENT_SECTIONS = ("dataset", "encoder", "masker", "predictor")
 
 
 class TrialCollapsed(PolyjepaError):
@@ -206,76 +204,16 @@ def trial_overrides(grid: Grid) -> list[dict[str, Any]]:
 
 
 # -- validation against the recipe -------------------------------------------------------
-def _lookup(config: dict[str, Any], key: str) -> tuple[bool, Any]:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _factory_params(config: dict[str, Any], section: str) -> dict[str, Any] | None:
-    """Named parameters (with defaults) of the factory a component section names."""
-    from .components import component_entry
-
-    name = (config.get(section) or {}).get("name")
-    if not name:
-        return None
-    kind = {"dataset": "datasets", "encoder": "encoders", "masker": "maskers",
-            "predictor": "predictors"}[section]
-    try:
-        factory = component_entry(kind, name).resolve()
-        sig = inspect.signature(factory)
-    except (PolyjepaError, TypeError, ValueError):
-        return None
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _same_type(key: str, current: Any, value: Any) -> None:
-    if current is None or value is None:
-        return
-    number = (int, float)
-    if isinstance(current, bool) or isinstance(value, bool):
-        ok = isinstance(current, bool) and isinstance(value, bool)
-    elif isinstance(current, number):
-        ok = isinstance(value, number)
-    elif isinstance(current, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-    else:
-        ok = isinstance(value, type(current))
-    if not ok:
-        raise ConfigError(f"sweep key {key!r}: value {value!r} ({type(value).__name__}) does "
-                          f"not match the recipe's {current!r} ({type(current).__name__})")
-
-
 def validate_keys(config: dict[str, Any], values: dict[str, list[Any]]) -> None:
-    """Fail before any trial for unknown keys or values of the wrong type."""
+    """Fail before any trial for unknown keys or values of the wrong type (the same checks
+    as every config, :mod:`polyjepa.validation`)."""
     for key, candidates in values.items():
-        section = key.split(".")[0]
-        if section not in SECTIONS or "." not in key:
-            raise ConfigError(f"sweep key {key!r}: the first part must be one of "
-                              f"{', '.join(SECTIONS)} followed by a key, e.g. 'train.lr'")
-        found, current = _lookup(config, key)
-        if not found and section in _COMPONENT_SECTIONS and key.count(".") == 1:
-            params = _factory_params(config, section)
-            arg = key.split(".", 1)[1]
-            if params is not None and arg in params:
-                found = True
-                default = params[arg]
-                current = None if default is inspect.Parameter.empty else default
-        if not found:
-            parent = key.rsplit(".", 1)[0]
-            ok, node = _lookup(config, parent)
-            names = [f"{parent}.{k}" for k in node] if ok and isinstance(node, dict) else []
-            if section in _COMPONENT_SECTIONS:
-                names += [f"{section}.{p}" for p in (_factory_params(config, section) or {})]
-            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"sweep key {key!r} is not a setting of this recipe.{hint}")
+        try:
+            current = check_key(config, key)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep key {exc}") from None
         for value in candidates:
-            _same_type(key, current, value)
+            same_type(key, current, value, what="sweep key")
 
 
 # -- one trial ---------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import contextlib
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,19 +32,24 @@ from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
     checkpoint_encoder_state,
+    kept_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     optimizer_tensors,
     read_json,
+    remove_leftovers,
     restore_optimizer,
     save_checkpoint,
     save_tensors,
 )
+from .checks import check_masks, check_tokens
 from .config import data_for_json
 from .data import eval_loader, move_to, train_loader
 from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
-from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged, warn
 from .evaluators import centred_rank, effective_rank
+from .plugins import loaded_plugin_modules
+from .runlock import RunLock
 from .schedules import cosine_ramp, learning_rate, linear_ramp
 from .tokens import batch_valid, pool_tokens
 
@@ -164,8 +168,16 @@ class Trainer:
     def _prepare_run_dir(self, resolved: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
         run_file = self.out / RUN_FILE
         resolved = {**resolved, "data": data_for_json(resolved.get("data"))}
+        if not run_file.exists() and kept_checkpoints(self.out):
+            raise CheckpointError(
+                f"{self.out} holds checkpoints but no {RUN_FILE}, so the config they were "
+                "trained under is unknown; they are kept. Choose another --out, or remove "
+                f"{self.out / CHECKPOINT_DIR} to start afresh.")
         if run_file.exists():
             old = read_json(run_file, "run file")
+            if not isinstance(old.get("config"), dict):
+                raise CheckpointError(f"{run_file} has no 'config' table: not a run file "
+                                      "polyjepa wrote; its folder is kept. Choose another --out.")
             diff = _differences(old.get("config", {}), resolved)
             if diff:
                 raise ConfigError(
@@ -173,15 +185,23 @@ class Trainer:
                     f"{', '.join(diff)}); its results are kept. Choose another --out.")
             return old
         info = {"config": resolved, "status": "running", "polyjepa_version": __version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "world_size": dist.world}
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "world_size": dist.world,
+                "plugins": loaded_plugin_modules()}
         if dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_file, info)
         return info
 
     def run(self) -> TrainResult:
+        dist = init_distributed(self.t.get("device", "auto"))
+        if not dist.main:
+            return self._run(dist)
+        with RunLock(self.out):
+            remove_leftovers(self.out)
+            return self._run(dist)
+
+    def _run(self, dist: DistInfo) -> TrainResult:
         t = self.t
-        dist = init_distributed(t.get("device", "auto"))
         seed = int(t["seed"])
         torch.manual_seed(seed)
         dataset = build_dataset(self.config)
@@ -252,13 +272,17 @@ class Trainer:
                 for micro in range(accum):
                     gidx = step * accum + micro
                     batch = move_to(next(loader), dist.device)
-                    grid = jepa.encoder.grid(batch)
+                    first = step == start and micro == 0
+                    grid = (check_tokens(jepa.encoder, batch, resolved) if first
+                            else jepa.encoder.grid(batch))
                     valid = batch_valid(batch)
                     if valid is not None and dist.world > 1:
                         valid = all_gather_cat(valid)
                     gen = mask_generator(seed, gidx)
                     masks = masker(grid, bs, gen, valid=valid)
                     masks = masks.rows(dist.rank * per_rank, (dist.rank + 1) * per_rank)
+                    if first:
+                        check_masks(masks, math.prod(grid), per_rank, resolved)
                     masks = masks.to(dist.device)
                     sync = contextlib.nullcontext()
                     if dist.world > 1 and micro < accum - 1:
@@ -351,6 +375,10 @@ class Trainer:
                           f"{scores.get(chosen, float('nan')):.2f})")
             info["status"] = "complete"
             info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            if steps == 0:
+                info["untrained"] = True
+                print(f"{self.out}: 0 steps, so the exported encoder is the random "
+                      "initialisation (a baseline, not a pre-trained encoder)")
             atomic_write_json(self.out / RUN_FILE, info)
         barrier()
         return result
@@ -379,9 +407,9 @@ class Trainer:
         centered = centred_rank(z)
         limit = min(z.shape)
         if is_collapsed(centered, limit, float(self.t.get("collapse_rank", 0.02))) and dist.main:
-            warnings.warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
+            warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
                           "collapsing. Check the target (EMA momentum, SIGReg weight), the "
-                          "learning rate and the masks.", CollapseWarning, stacklevel=2)
+                          "learning rate and the masks.", CollapseWarning)
         return rank, centered, limit
 
     def _checkpoint(self, jepa: Any, opt: torch.optim.Optimizer, step: int,
