@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "DataError": "polyjepa.errors",
     "CheckpointError": "polyjepa.errors",
     "TrainingDiverged": "polyjepa.errors",
+    "warn": "polyjepa.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -91,6 +91,9 @@ def is_in_memory_marker(data: Any) -> bool:
     return isinstance(data, str) and data.startswith(head) and data.endswith(tail)
 
 
+_COMPONENTS = ("dataset", "encoder", "masker", "predictor")
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base``.
 
@@ -101,7 +104,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     for key, value in override.items():
         if (isinstance(value, dict) and isinstance(out.get(key), dict)
                 and not ("name" in value and value.get("name") != out[key].get("name")
-                         and key in ("dataset", "encoder", "masker", "predictor"))):
+                         and key in _COMPONENTS)):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -143,7 +146,12 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
 
 
 def apply_overrides(config: dict[str, Any], overrides: dict[str, Any] | list[str]) -> dict[str, Any]:
-    """Apply ``{"train.lr": 1e-3}`` or ``["train.lr=1e-3"]`` to a copy of ``config``."""
+    """Apply ``{"train.lr": 1e-3}`` or ``["train.lr=1e-3"]`` to a copy of ``config``.
+
+    Naming another component (``dataset.name=...``) replaces its section rather than
+    keeping the arguments of the old one, as :func:`merge` does; name changes are applied
+    first, so the other keys given with them land in the new section.
+    """
     out = copy.deepcopy(config)
     items: list[tuple[str, Any]]
     if isinstance(overrides, dict):
@@ -155,9 +163,14 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any] | list[str
             if not sep or not key:
                 raise ConfigError(f"override {item!r} must look like section.key=value")
             items.append((key.strip(), parse_value(value)))
+    items.sort(key=lambda kv: kv[0].count(".") != 1 or not kv[0].endswith(".name"))
     for key, value in items:
-        if isinstance(value, dict) and "." not in key and key in SECTIONS:
-            out[key] = merge(out.get(key) or {}, value)
+        section, _, rest = key.partition(".")
+        if isinstance(value, dict) and not rest and key in SECTIONS:
+            out = merge(out, {key: value})
+        elif (rest == "name" and section in _COMPONENTS and isinstance(out.get(section), dict)
+              and out[section].get("name") != value):
+            out[section] = {"name": value}
         else:
             set_dotted(out, key, value)
     return out

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
-
-_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 class PolyjepaError(Exception):
@@ -41,10 +38,19 @@ class TrainingDiverged(PolyjepaError):
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """Warn with the location of the first caller outside polyjepa (the user's line),
-    however deep inside the package the warning starts."""
+    """Warn with the location of the first caller outside polyjepa and its plugins (the
+    user's line), however deep inside the core or a plugin the warning starts.
+
+    Frames of modules named ``polyjepa`` or ``polyjepa_*`` are skipped, so a plugin
+    calling this from its reader points the warning at the user's call too.
+    """
     level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn()'s caller
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    while frame is not None and _is_ours(frame.f_globals.get("__name__") or ""):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def _is_ours(module: str) -> bool:
+    top = module.split(".", 1)[0]
+    return top == "polyjepa" or top.startswith("polyjepa_")

@@ -1,4 +1,17 @@
+"""Test data: synthetic WFDB records written by ``wfdb`` itself (every generic test), and
+the real shared records (an extra layer that skips when ``../shared/data`` is absent).
+
+The synthetic ECG is a heart dipole (a sum of Gaussian P, Q, R, S and T waves in 3-D)
+projected onto each lead's axis, at a heart rate that drifts and jitters. Beats are
+annotated at their R peak: ``N``; ``A`` (premature, inverted P: AAMI class S); ``V``
+(premature, no P wave, wide QRS of another axis, discordant T, compensatory pause).
+Everything is seeded, so the files and the annotation counts are the same on every run.
+"""
+
+from __future__ import annotations
+
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -7,41 +20,196 @@ import pytest
 SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
                              Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 SAMPLE = SHARED / "ecg" / "wfdb-sample"
+PVC = SHARED / "ecg" / "mitdb-pvc"
+
+PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+PTB_NAMES = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6",
+             "vx", "vy", "vz"]
+
+# lead axes in (left, inferior, anterior) coordinates: limb leads in the frontal plane,
+# chest leads in the horizontal plane, Frank leads along the axes
+_FRONTAL = {"I": 0, "II": 60, "III": 120, "AVR": -150, "AVL": -30, "AVF": 90}
+_CHEST = {"V1": 115, "V2": 95, "V3": 75, "V4": 60, "V5": 35, "V6": 0}
+_FRANK = {"VX": (1.0, 0.0, 0.0), "VY": (0.0, 1.0, 0.0), "VZ": (0.0, 0.0, 1.0)}
+_MODIFIED = {"MLII": "II", "MCL1": "V1"}
+
+# waves of one beat: (offset s, width s, dipole mV); T's offset grows with the RR interval
+_P = (-0.16, 0.022, (0.06, 0.12, 0.02))
+_QRS = [(-0.03, 0.009, (-0.05, -0.04, 0.12)), (0.0, 0.011, (0.75, 0.85, -0.4)),
+        (0.032, 0.011, (-0.25, -0.15, -0.05))]
+_T = (0.28, 0.055, (0.18, 0.22, 0.05))
+_BEATS = {
+    "N": [_P, *_QRS, _T],
+    "A": [(-0.12, 0.02, (-0.04, -0.1, 0.03)), *_QRS, _T],
+    "V": [(0.0, 0.035, (-0.3, 1.3, 0.9)), (0.07, 0.03, (0.3, -0.2, -0.3)),
+          (0.34, 0.07, (0.2, -0.45, -0.4))],
+}
+_COUPLING = {"N": 1.0, "A": 0.7, "V": 0.62}  # RR before the beat, as a share of the rate
+
+
+def lead_axis(name: str) -> np.ndarray:
+    key = _MODIFIED.get(name.strip().upper(), name.strip().upper())
+    if key in _FRANK:
+        return np.array(_FRANK[key])
+    if key in _FRONTAL:
+        a = np.radians(_FRONTAL[key])
+        size = np.sqrt(3) / 2 if key.startswith("AV") else 1.0  # aVF = (II + III) / 2
+        return size * np.array([np.cos(a), np.sin(a), 0.0])
+    a = np.radians(_CHEST[key])
+    return np.array([np.cos(a), 0.0, np.sin(a)])
+
+
+def synth_ecg(seconds: float, fs: float, leads: list[str], seed: int = 0,
+              p_ectopic: tuple[float, float] = (0.1, 0.1), hr: float = 72.0,
+              afib: tuple[tuple[float, float], ...] = ()
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``signal [T, leads]`` in mV, R-peak samples and beat symbols of a synthetic ECG.
+
+    ``p_ectopic``: chance of an A and of a V beat after a normal one; ``afib``: (start,
+    end) seconds of atrial fibrillation (no P waves, irregular RR, fibrillatory waves).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fs))
+    t = np.arange(n) / fs
+    dipole = np.zeros((n, 3))
+    gain = rng.uniform(0.8, 1.2)
+    tilt = rng.normal(0.0, 0.05, 3)
+
+    def in_af(s: float) -> bool:
+        return any(a <= s < b for a, b in afib)
+
+    samples, symbols = [], []
+    beat, sym = 0.3 + 0.2 * rng.random(), "N"
+    while beat < seconds - 0.25:
+        rr = 60.0 / (hr + 6.0 * np.sin(2 * np.pi * beat / 20.0)) * (1 + 0.02 * rng.normal())
+        for offset, width, vec in _BEATS[sym]:
+            if in_af(beat) and offset < -0.1:
+                continue  # no P wave in atrial fibrillation
+            if offset > 0.2:
+                offset *= np.sqrt(rr)  # the QT interval follows the rate
+            c = beat + offset
+            lo, hi = max(0, int((c - 5 * width) * fs)), min(n, int((c + 5 * width) * fs) + 1)
+            wave = np.exp(-0.5 * ((t[lo:hi] - c) / width) ** 2)
+            dipole[lo:hi] += wave[:, None] * (gain * np.asarray(vec) + tilt)
+        samples.append(int(round(beat * fs)))
+        symbols.append(sym)
+        if in_af(beat):
+            nxt, gap = "N", rr * rng.uniform(0.6, 1.3)
+        else:
+            u = rng.random()
+            nxt = "N" if sym != "N" else "A" if u < p_ectopic[0] else \
+                "V" if u < sum(p_ectopic) else "N"
+            gap = rr * _COUPLING[nxt] * (1.4 if sym == "V" else 1.1 if sym == "A" else 1.0)
+        beat, sym = beat + gap, nxt
+    for a, b in afib:
+        part = (t >= a) & (t < b)
+        phase = np.cumsum(2 * np.pi * (6.0 + 0.5 * rng.normal(size=part.sum())) / fs)
+        dipole[part] += 0.05 * np.sin(phase)[:, None] * np.array([0.3, 0.3, 0.8])
+    axes = np.stack([lead_axis(name) for name in leads])
+    signal = dipole @ axes.T
+    signal += 0.08 * np.sin(2 * np.pi * 0.2 * t[:, None] + rng.uniform(0, 6, len(leads)))
+    signal += rng.normal(0.0, 0.01, signal.shape)
+    return signal, np.asarray(samples, dtype=np.int64), symbols
+
+
+@dataclass
+class Synth:
+    """Paths of the synthetic records and the truth they were written from."""
+
+    root: Path
+    mitdb: Path  # r01, r02, r03: MLII + V1, 90 s at 360 Hz, beat annotations
+    rhythm: Path  # af01.hea: 120 s with beats and rhythm annotations
+    ptb: Path  # s0001_re.hea: 15 leads (12 standard + Frank) at 1000 Hz, 20 s
+    multirate: Path  # m01.hea: MCL1 at 4 samples per 125 Hz frame, ABP, RESP; 60 s
+    odd: Path  # o01.hea: leads named "ECG 1", "ECG 2"
+    beats: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    onsets: int = 0  # QRS onsets in m01.sqrs
+
+    def hea(self, name: str) -> Path:
+        return self.mitdb / f"{name}.hea"
+
+
+def _wfdb():
+    from polyjepa_ecg.io import import_wfdb
+
+    return import_wfdb()
 
 
 @pytest.fixture(scope="session")
-def sample_dir() -> Path:
-    if not (SAMPLE / "100.hea").is_file():
-        pytest.skip(f"shared ECG data not found at {SAMPLE}")
-    return SAMPLE
+def synth(tmp_path_factory) -> Synth:
+    """The synthetic records, written once per session (see :class:`Synth`)."""
+    wfdb = _wfdb()
+    root = tmp_path_factory.mktemp("synth")
+    for sub in ("mitdb", "rhythm", "ptb", "multi", "odd"):
+        (root / sub).mkdir()
+    out = Synth(root, root / "mitdb", root / "rhythm" / "af01.hea",
+                root / "ptb" / "s0001_re.hea", root / "multi" / "m01.hea",
+                root / "odd" / "o01.hea")
+    for i, name in enumerate(("r01", "r02", "r03")):
+        sig, samp, sym = synth_ecg(90, 360, ["MLII", "V1"], seed=i, hr=66.0 + 8 * i)
+        wfdb.wrsamp(name, fs=360, units=["mV", "mV"], sig_name=["MLII", "V1"],
+                    p_signal=sig, fmt=["212", "212"], write_dir=str(out.mitdb))
+        wfdb.wrann(name, "atr", samp, symbol=sym, write_dir=str(out.mitdb))
+        out.beats[name] = (samp, sym)
+    # rhythm: N, AFIB 30-50 s, N, AFIB 90-105 s, N; rhythm changes annotated with '+'
+    changes = [(0.0, "(N"), (30.0, "(AFIB"), (50.0, "(N"), (90.0, "(AFIB"), (105.0, "(N")]
+    sig, samp, sym = synth_ecg(120, 360, ["MLII", "V1"], seed=7, afib=((30, 50), (90, 105)))
+    ann = sorted([(int(s * 360), 0, "+", aux) for s, aux in changes]
+                 + [(int(s), 1, b, "") for s, b in zip(samp, sym)])
+    wfdb.wrsamp("af01", fs=360, units=["mV", "mV"], sig_name=["MLII", "V1"], p_signal=sig,
+                fmt=["212", "212"], write_dir=str(out.rhythm.parent))
+    wfdb.wrann("af01", "atr", np.array([a[0] for a in ann]), symbol=[a[2] for a in ann],
+               aux_note=[a[3] for a in ann], write_dir=str(out.rhythm.parent))
+    out.beats["af01"] = (samp, sym)
+    sig, _, _ = synth_ecg(20, 1000, PTB_NAMES, seed=11, p_ectopic=(0.0, 0.0))
+    wfdb.wrsamp("s0001_re", fs=1000, units=["mV"] * 15, sig_name=PTB_NAMES, p_signal=sig,
+                fmt=["16"] * 15, write_dir=str(out.ptb.parent))
+    # a bedside record: the ECG at 500 Hz (4 samples per frame), ABP and RESP at 125 Hz;
+    # QRS onsets (40 ms before the R peak) annotated at 250 Hz, as sqrs does
+    ecg, samp, _ = synth_ecg(60, 500, ["MCL1"], seed=5)
+    t = np.arange(60 * 125) / 125
+    abp = 90 + 25 * np.sin(2 * np.pi * 1.2 * t)
+    resp = 0.5 * np.sin(2 * np.pi * 0.25 * t)
+    wfdb.wrsamp("m01", fs=125, units=["mV", "mmHg", "l"], sig_name=["MCL1", "ABP", "RESP"],
+                e_p_signal=[ecg[:, 0], abp, resp], samps_per_frame=[4, 1, 1],
+                fmt=["16", "16", "16"], write_dir=str(out.multirate.parent))
+    onsets = (samp - 20) // 2
+    wfdb.wrann("m01", "sqrs", onsets, symbol=["N"] * len(onsets), fs=250,
+               write_dir=str(out.multirate.parent))
+    out.onsets = len(onsets)
+    sig, _, _ = synth_ecg(8, 500, ["I", "II"], seed=3)
+    wfdb.wrsamp("o01", fs=500, units=["mV", "mV"], sig_name=["ECG 1", "ECG 2"],
+                p_signal=sig, fmt=["16", "16"], write_dir=str(out.odd.parent))
+    return out
 
 
 @pytest.fixture(scope="session")
-def ptbxl_dir(tmp_path_factory) -> Path:
-    """A tiny PTB-XL layout: real WFDB files written by wfdb, the PTB-XL tables by pandas.
+def ptbxl_hr() -> list[np.ndarray]:
+    """Twelve 10-s 12-lead ECGs at 500 Hz (the ``records500`` signals)."""
+    return [synth_ecg(10, 500, PTBXL_NAMES, seed=100 + i, hr=60.0 + 3 * i,
+                      p_ectopic=(0.05, 0.05))[0] for i in range(12)]
 
-    The signals are 10-s excerpts of the real s0010_re record (PTB), decimated to 100 Hz;
-    only the table contents (codes, folds, patients) are made up.
+
+@pytest.fixture(scope="session")
+def ptbxl_dir(tmp_path_factory, ptbxl_hr) -> Path:
+    """A tiny PTB-XL layout: WFDB files written by wfdb, the PTB-XL tables by pandas.
+
+    The signals are synthetic 12-lead ECGs decimated from 500 Hz to 100 Hz, as PTB-XL's
+    ``records100`` were; the table contents (codes, folds, patients) are made up.
     """
     import pandas as pd
     from scipy.signal import decimate
 
-    from polyjepa_ecg.io import import_wfdb
-
-    wfdb = import_wfdb()
+    wfdb = _wfdb()
     root = tmp_path_factory.mktemp("ptbxl")
-    rec = wfdb.rdrecord(str(SAMPLE / "s0010_re"))
-    sig = rec.p_signal[:, :12]
-    names = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
     (root / "records100" / "00000").mkdir(parents=True)
     rows = []
     codes = ["{'NORM': 100.0, 'SR': 0.0}", "{'IMI': 50.0, 'SR': 0.0}",
              "{'NDT': 100.0}", "{'LVH': 100.0, 'IMI': 15.0}"]
-    for i in range(12):
-        start = i * 2500
-        seg = decimate(sig[start:start + 10000], 10, axis=0)[:1000]
+    for i, sig in enumerate(ptbxl_hr):
+        seg = decimate(sig, 5, axis=0)
         name = f"{i + 1:05d}_lr"
-        wfdb.wrsamp(name, fs=100, units=["mV"] * 12, sig_name=names, p_signal=seg,
+        wfdb.wrsamp(name, fs=100, units=["mV"] * 12, sig_name=PTBXL_NAMES, p_signal=seg,
                     fmt=["16"] * 12, write_dir=str(root / "records100" / "00000"))
         rows.append({"ecg_id": i + 1, "patient_id": float(i // 2), "scp_codes": codes[i % 4],
                      "strat_fold": [1, 2, 10][i % 3], "filename_lr": f"records100/00000/{name}",
@@ -55,11 +223,31 @@ def ptbxl_dir(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    # wfdb, called directly by the tests to write fixtures, trips pandas deprecations
+    # wfdb, called directly by the tests to write fixtures, trips pandas deprecations;
+    # the edge-beat warning is checked by its own tests and noise elsewhere
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.filterwarnings("ignore:The inplace keyword"))
+            item.add_marker(pytest.mark.filterwarnings(
+                r"ignore:.*annotated beat\(s\) dropped:UserWarning"))
+
+
+# ------------------------------------------------------------------ real records
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    if not (SAMPLE / "100.hea").is_file():
+        pytest.skip(f"shared ECG data not found at {SAMPLE}")
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def pvc_dir() -> Path:
+    if not (PVC / "106.hea").is_file():
+        pytest.skip(f"shared MIT-BIH PVC records not found at {PVC}")
+    return PVC
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +257,7 @@ def rhythm_dir(sample_dir, tmp_path_factory) -> Path:
     """
     import shutil
 
-    from polyjepa_ecg.io import import_wfdb
-
-    wfdb = import_wfdb()
+    wfdb = _wfdb()
     root = tmp_path_factory.mktemp("rhythm")
     for ext in ("hea", "dat"):
         shutil.copy(sample_dir / f"100.{ext}", root / f"100.{ext}")

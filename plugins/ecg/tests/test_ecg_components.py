@@ -82,10 +82,27 @@ def test_lead_masker_hides_whole_valid_leads():
         assert not set(leads.tolist()) & set(ctx_leads.tolist())
 
 
-def test_dataset_contract(sample_dir):
-    testing.check_dataset("ecg.wfdb", sample_dir / "100.hea", min_items=10, window=5)
-    testing.check_dataset("ecg.wfdb", sample_dir / "100.hea", mode="beats", window=2,
-                          patch_size=20, leads="record")
+def test_dataset_contract(synth):
+    testing.check_dataset("ecg.wfdb", synth.hea("r01"), min_items=10, window=5)
+    testing.check_dataset("ecg.wfdb", synth.mitdb, mode="beats", window=2, patch_size=20,
+                          leads="record")
+
+
+def test_factories_take_no_catch_all_and_reject_misspelt_keys():
+    import inspect
+
+    from polyjepa import ConfigError, resolve_config
+    from polyjepa_ecg.dataset import ptbxl_dataset, wfdb_dataset
+    from polyjepa_ecg.encoder import ECGEncoder
+
+    for factory in (wfdb_dataset, ptbxl_dataset, ECGEncoder):
+        kinds = {p.kind for p in inspect.signature(factory).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, factory
+    for key in ("dataset.windw", "encoder.depht"):
+        with pytest.raises(ConfigError, match=key.split(".")[1]):
+            resolve_config("ecg", overrides={key: 3})
+    for recipe in ("ecg", "ecg.ptbxl", "ecg.beats", "ecg.rhythm"):
+        resolve_config(recipe, data="x")  # every recipe key is an argument
 
 
 def test_ptbxl_dataset_contract(ptbxl_dir):

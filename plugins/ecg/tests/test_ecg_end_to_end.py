@@ -12,13 +12,13 @@ TINY = {"encoder.embed_dim": 32, "encoder.depth": 1, "encoder.num_heads": 2,
         "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2}
 
 
-def test_pretrain_evaluate_embed_beats(sample_dir, tmp_path):
+def test_pretrain_evaluate_embed_beats(synth, tmp_path):
     ov = {**TINY, "dataset.window": 1.6, "dataset.patch_size": 20, "dataset.fs": 125.0,
           "dataset.beat_classes": ["N", "S"], "dataset.cache_dir": str(tmp_path / "cache")}
-    run = testing.tiny_train("ecg.beats", sample_dir / "100.hea", tmp_path / "run", steps=3,
+    run = testing.tiny_train("ecg.beats", synth.hea("r01"), tmp_path / "run", steps=3,
                              overrides=ov)
     assert run.complete
-    assert run.config["dataset_state"]["leads"] == ["II", "V5"]
+    assert run.config["dataset_state"]["leads"] == ["II", "V1"]
     enc = pj.load_encoder(run.path)
     assert enc.num_leads == 2 and enc.patch_size == 20
     metrics = pj.evaluate(run.path, evaluators=["rankme", "ecg.beats"])
@@ -30,25 +30,45 @@ def test_pretrain_evaluate_embed_beats(sample_dir, tmp_path):
     assert np.isfinite(emb).all()
 
 
-def test_standard_leads_train_with_missing_leads(sample_dir, tmp_path):
+def test_window_run_evaluated_on_beats(synth, tmp_path):
+    ov = {**TINY, "dataset.window": 2.4, "dataset.fs": 125.0, "dataset.patch_size": 20,
+          "dataset.leads": "record", "evaluators": ["rankme"]}
+    run = testing.tiny_train("ecg", synth.hea("r01"), tmp_path / "run", steps=2,
+                             overrides=ov)
+    state = run.config["dataset_state"]
+    assert state["mode"] == "windows"
+    # the encoder pre-trained on plain windows, probed on the beats of another record:
+    # mode="beats" given here wins over the run's saved mode
+    ds = pj.create_dataset("ecg.wfdb", synth.hea("r02"), mode="beats", state=state)
+    assert ds.state["mode"] == "beats" and ds.length == 300
+    emb, y, groups = pj.embed_dataset(pj.load_encoder(run.path), ds)
+    assert y is not None and len(y) == len(emb) == len(ds)
+    metrics = pj.create_evaluator("ecg.beats")(pj.EvalContext(emb, y, groups, dataset=ds))
+    assert 0.0 <= metrics["beat_f1_macro"] <= 1.0
+    # the run's leads="record" means its own two leads on a 15-lead record too
+    other = pj.embed(run.path, data=synth.ptb)
+    assert other.shape == (8, 32) and np.isfinite(other).all()
+
+
+def test_standard_leads_train_with_missing_leads(synth, tmp_path):
     ov = {**TINY, "dataset.window": 4.0, "dataset.fs": 100.0,
           "masker": {"name": "ecg.leads", "lead_ratio": 0.5}}
-    run = testing.tiny_train("ecg", sample_dir / "100.hea", tmp_path / "run", steps=2,
+    run = testing.tiny_train("ecg", synth.hea("r01"), tmp_path / "run", steps=2,
                              overrides=ov)
-    # embeddings of MIT-BIH (2 of 12 leads) and PTB (12 of 12) from one run
+    # embeddings of a 2-lead record (2 of 12 leads) and a 15-lead one (12 of 12), one run
     a = pj.embed(run.path)
-    b = pj.embed(run.path, data=sample_dir / "s0010_re.hea")
+    b = pj.embed(run.path, data=synth.ptb)
     assert a.shape[1] == b.shape[1] == 32 and np.isfinite(b).all()
 
 
-def test_rhythm_recipe(rhythm_dir, tmp_path):
+def test_rhythm_recipe(synth, tmp_path):
     ov = {**TINY, "dataset.window": 8.0, "dataset.fs": 100.0, "dataset.patch_size": 20,
           "dataset.leads": "record"}
-    run = testing.tiny_train("ecg.rhythm", rhythm_dir / "100.hea", tmp_path / "run", steps=2,
+    run = testing.tiny_train("ecg.rhythm", synth.rhythm, tmp_path / "run", steps=2,
                              overrides=ov)
     assert run.config["dataset_state"]["label_names"] == ["AFIB", "N"]
     metrics = pj.evaluate(run.path)
-    # the record-internal time split puts AFIB windows (1500-1600 s) in the test part
+    # the record-internal time split puts AFIB windows (90-105 s) in the test part
     assert 0.0 <= metrics["rhythm_f1_macro"] <= 1.0 and 0.0 <= metrics["rhythm_auc"] <= 1.0
 
 
@@ -64,9 +84,9 @@ def _cli(*args, env=None):
                           text=True, env=env, timeout=300)
 
 
-def test_cli_pretrain(sample_dir, tmp_path):
+def test_cli_pretrain(synth, tmp_path):
     out = tmp_path / "cli"
-    r = _cli("pretrain", "ecg", "--data", str(sample_dir / "03700181.hea"), "--out", str(out),
+    r = _cli("pretrain", "ecg", "--data", str(synth.multirate), "--out", str(out),
              "--steps", "2", "--batch-size", "4", "--set", "dataset.leads=record",
              "--set", "dataset.window=4.0", "--set", "dataset.fs=100.0",
              "--set", "train.precision=fp32", "--set", "encoder.embed_dim=16",

@@ -18,15 +18,15 @@ import polyjepa
 from polyjepa_sar.raster import ChipFolder, RasterTiles, find_scenes, polarisation_of, write_geotiff
 
 
-def test_polarisation_from_file_name(s1_grd: Path) -> None:
+def test_polarisation_from_file_name(grd_tif: Path) -> None:
     assert polarisation_of("s1b-iw-grd-vv-placeholder.tiff") == "VV"
     assert polarisation_of("Sigma0_VH.img") == "VH"
     assert polarisation_of("hh_scene.tif") == "HH"
     assert polarisation_of("vvv-scene.tif") is None
-    ds = RasterTiles(s1_grd, tile_size=512, bands=["vv"], stats_tiles=1, max_tiles=2)
-    assert ds.in_chans == 1
-    with pytest.raises(polyjepa.DataError, match=r"vv-placeholder\.tiff: no band named 'VH'"):
-        RasterTiles(s1_grd, tile_size=512, bands=["VH"], stats_tiles=1, max_tiles=2)
+    ds = RasterTiles(grd_tif, tile_size=64, bands=["vv"], stats_tiles=1, max_tiles=2)
+    assert ds.in_chans == 1 and ds.polarisations == [["VV"]]
+    with pytest.raises(polyjepa.DataError, match=r"-001\.tiff: no band named 'VH'"):
+        RasterTiles(grd_tif, tile_size=64, bands=["VH"], stats_tiles=1, max_tiles=2)
 
 
 def _safe(root: Path, s1_grd: Path) -> Path:
@@ -124,17 +124,17 @@ def test_cloud_optimised_geotiff(tmp_path: Path) -> None:
     assert torch.equal(a[4]["x"], b[4]["x"])
 
 
-def test_tile_index_csv_follows_dataset_order(landsat: Path, tmp_path: Path) -> None:
+def test_tile_index_csv_follows_dataset_order(optical_tif: Path, tmp_path: Path) -> None:
     import csv
 
-    ds = RasterTiles(landsat, tile_size=64, max_tiles=7, seed=3)
+    ds = RasterTiles(optical_tif, tile_size=64, max_tiles=7, seed=3, transform="none")
     with open(ds.write_index(tmp_path / "tiles.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(ds) == 7
     for i, r in enumerate(rows):
         t = ds.index[i]
         assert (int(r["item"]), int(r["row"]), int(r["col"])) == (i, t["row"], t["col"])
-        assert r["crs"] == "EPSG:4326" and r["file"] == str(landsat)
+        assert r["crs"] == "EPSG:4326" and r["file"] == str(optical_tif)
         assert tuple(float(r[k]) for k in ("left", "bottom", "right", "top")) == t["bounds"]
 
 

@@ -18,7 +18,8 @@ from polyjepa_sar.simulate import CLASSES
 
 
 def test_landsat_tiles_real_geotiff(landsat: Path) -> None:
-    ds = testing.check_dataset("sar.raster", str(landsat), min_items=10, tile_size=64)
+    with pytest.warns(UserWarning, match=r"optical .*colour bands red/green/blue"):
+        ds = testing.check_dataset("sar.raster", str(landsat), min_items=10, tile_size=64)
     with rasterio.open(landsat) as src:
         h, w, crs, nodata = src.height, src.width, src.crs.to_string(), src.nodata
         first = src.read(window=rasterio.windows.Window(0, 0, 64, 64))
@@ -40,15 +41,16 @@ def test_landsat_tiles_real_geotiff(landsat: Path) -> None:
     assert len(ds.state["stats"]["median"]) == 3
 
 
-def test_state_reused_and_band_selection(landsat: Path) -> None:
-    ds = RasterTiles(landsat, tile_size=64)
-    again = RasterTiles(landsat, tile_size=64, bands=[2], state={"stats": {
+def test_state_reused_and_band_selection(optical_tif: Path) -> None:
+    ds = RasterTiles(optical_tif, tile_size=64, transform="db")
+    again = RasterTiles(optical_tif, tile_size=64, bands=[2], transform="db", state={"stats": {
         "median": [ds.stats["median"][1]], "scale": [ds.stats["scale"][1]]}})
     assert torch.allclose(again[5]["x"][0], ds[5]["x"][1])
     with pytest.raises(polyjepa.DataError, match="band 7"):
-        RasterTiles(landsat, bands=[7])
+        RasterTiles(optical_tif, bands=[7])
     with pytest.raises(polyjepa.DataError, match="trained on 1"):
-        RasterTiles(landsat, state={"stats": {"median": [0.0], "scale": [1.0]}})
+        RasterTiles(optical_tif, transform="db",
+                    state={"stats": {"median": [0.0], "scale": [1.0]}})
 
 
 def test_sentinel1_grd_is_read_by_windows(s1_grd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,15 +130,15 @@ def test_lee_filter_reduces_speckle() -> None:
     assert st["scale"] == [1.0, 1.0]
 
 
-def test_bad_files_raise_named_errors(landsat: Path, tmp_path: Path) -> None:
+def test_bad_files_raise_named_errors(optical_tif: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.tif"
     garbage.write_bytes(b"not a tiff at all" * 10)
     with pytest.raises(polyjepa.DataError, match=r"garbage\.tif"):
         RasterTiles(garbage)
     truncated = tmp_path / "truncated.tif"
-    truncated.write_bytes(landsat.read_bytes()[: landsat.stat().st_size // 3])
+    truncated.write_bytes(optical_tif.read_bytes()[: optical_tif.stat().st_size // 3])
     with pytest.raises(polyjepa.DataError, match=r"truncated\.tif"):
-        ds = RasterTiles(truncated, tile_size=64, stats_tiles=64)
+        ds = RasterTiles(truncated, tile_size=64, stats_tiles=64, transform="none")
         for i in range(len(ds)):
             ds[i]
     with pytest.raises(polyjepa.DataError, match="no such file"):
@@ -145,7 +147,7 @@ def test_bad_files_raise_named_errors(landsat: Path, tmp_path: Path) -> None:
     with pytest.raises(polyjepa.DataError, match="no raster files"):
         RasterTiles(tmp_path / "empty")
     with pytest.raises(polyjepa.DataError, match="multiple of patch_size"):
-        RasterTiles(landsat, tile_size=60, patch_size=8)
+        RasterTiles(optical_tif, tile_size=60, patch_size=8)
 
 
 def test_nan_pixels_are_invalid_and_all_nan_chip_fails(tmp_path: Path) -> None:

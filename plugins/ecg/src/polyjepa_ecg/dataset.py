@@ -8,7 +8,6 @@ nothing is invented), ``group`` (record or patient index) and, where labels exis
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from polyjepa import DataError
+from polyjepa import ConfigError, DataError, warn
 
 from .io import (
     AAMI_CLASSES,
@@ -38,8 +37,50 @@ from .io import (
     rhythm_segments,
 )
 
-_STRUCTURAL = ("fs", "window", "patch_size", "leads", "highpass", "mode", "labels",
-               "label_names", "beat_classes")
+# settings a run saves with its dataset (``state``) and the defaults without one
+WFDB_DEFAULTS: dict[str, Any] = {"fs": 250.0, "window": 10.0, "patch_size": 25,
+                                 "leads": "standard", "mode": "windows", "highpass": 0.5}
+PTBXL_DEFAULTS: dict[str, Any] = {"fs": 100.0, "window": 10.0, "patch_size": 25,
+                                  "leads": "standard", "labels": "superclass",
+                                  "highpass": 0.5}
+
+
+def settle(given: dict[str, Any], state: dict[str, Any] | None,
+           defaults: dict[str, Any]) -> dict[str, Any]:
+    """Each setting from the call where given (not None), else from a run's saved
+    ``state``, else the default: an explicit argument wins over a saved state, so data
+    can be re-read the run's way with only what should differ spelled out."""
+    saved = state or {}
+    return {k: given[k] if given.get(k) is not None else saved.get(k, d)
+            for k, d in defaults.items()}
+
+
+def _number(key: str, value: Any, whole: bool = False) -> float:
+    """A positive number (whole where ``whole``), or a one-line ConfigError."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, bool) and value > 0 and (not whole or float(value).is_integer())
+    if not ok:
+        raise ConfigError(f"{key} must be a positive {'whole ' if whole else ''}number, "
+                          f"got {value!r}")
+    return float(value)
+
+
+def _highpass(value: Any) -> float | None:
+    """The high-pass corner in Hz; 0, False or a saved None mean no filter."""
+    if value is None or value is False or value == 0:
+        return None
+    return _number("highpass", value)
+
+
+def _check_saved(state: dict[str, Any] | None, patch_size: int, names: list[str]) -> None:
+    """Settings that must match the saved ones: the encoder trained with a run is built
+    for its patch length and its lead order (one learned embedding per lead)."""
+    saved = state or {}
+    for key, have in (("patch_size", patch_size), ("leads", names)):
+        want = saved.get(key)
+        if want is not None and have != (list(want) if key == "leads" else int(want)):
+            raise ConfigError(f"{key}={have!r} differs from the saved state's {key}={want!r}, "
+                              f"which the run's encoder is built for: leave {key} unset")
 
 
 class ECGWindows(Dataset):
@@ -68,6 +109,8 @@ class ECGWindows(Dataset):
         self.times = self.items[:, 1] / self.fs if self.fs else self.items[:, 1].astype(float)
         self.record_ids = self.items[:, 0].copy()  # for record-internal time splits
         self.folds: np.ndarray | None = None
+        # beats left out because their window would cross a record's edge
+        self.dropped_beats = 0
         # samples of each record that are real (PTB-XL records shorter than the window
         # are zero-padded; the padding's tokens are invalid)
         self.real_len = [int(sig.shape[1]) for sig in signals]
@@ -172,54 +215,73 @@ def _records(data: Any, annotator: str | None,
                     f"(.hea), a folder of records or a polyjepa_ecg.io.Record")
 
 
-def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
-                 stride: float | None = None, patch_size: int = 25, leads: Any = "standard",
-                 mode: str = "windows", annotator: str | None = "atr",
+def wfdb_dataset(data: Any = None, fs: float | None = None, window: float | None = None,
+                 stride: float | None = None, patch_size: int | None = None,
+                 leads: Any = None, mode: str | None = None, annotator: str | None = "atr",
                  beat_classes: list[str] | None = None, labels: str | None = None,
-                 label_names: list[str] | None = None, highpass: float | None = 0.5,
+                 label_names: list[str] | None = None, highpass: float | None = None,
                  normalize: bool = True, allow_gaps: bool = False,
-                 cache_dir: str | None = None, state: dict[str, Any] | None = None,
-                 **_: Any) -> ECGWindows:
+                 cache_dir: str | None = None,
+                 state: dict[str, Any] | None = None) -> ECGWindows:
     """WFDB records (a ``.hea`` file or a folder) as encoder windows; ``None``: the demo.
 
-    ``mode="windows"``: fixed windows of ``window`` seconds every ``stride`` seconds
-    (default: no overlap), unlabelled, or with ``labels="rhythm"`` labelled by the rhythm
-    annotation (``+`` with ``(AFIB``, ``(N``, ...) in force for most of the window
-    (index into ``label_names``, by default the sorted rhythms found; windows mostly
-    before the first rhythm annotation are skipped). ``mode="beats"``: one window of
-    ``window`` seconds centred on each annotated beat, labelled with its AAMI class index
-    (N=0, S=1, V=2, F=3, Q=4); ``beat_classes`` keeps only the named classes. Signals are high-passed at
-    ``highpass`` Hz (baseline wander), resampled to ``fs`` and z-scored per lead and
-    window. ``leads``: ``"standard"`` (the 12 standard leads in order, absent ones
-    marked invalid), ``"record"`` (the record's own ECG leads) or a list of names.
+    ``mode="windows"`` (default): fixed windows of ``window`` seconds (default 10) every
+    ``stride`` seconds (default: no overlap), unlabelled, or with ``labels="rhythm"``
+    labelled by the rhythm annotation (``+`` with ``(AFIB``, ``(N``, ...) in force for
+    most of the window (index into ``label_names``, by default the sorted rhythms found;
+    windows mostly before the first rhythm annotation are skipped). ``mode="beats"``: one
+    window of ``window`` seconds centred on each annotated beat, labelled with its AAMI
+    class index (N=0, S=1, V=2, F=3, Q=4); ``beat_classes`` keeps only the named classes.
+    Beats too close to a record's edge for a whole window are dropped, with a warning;
+    ``dropped_beats`` counts them. Signals are high-passed at ``highpass`` Hz (default
+    0.5; 0 for none), resampled to ``fs`` (default 250) and z-scored per lead and window,
+    in patches of ``patch_size`` samples (default 25). ``leads``: ``"standard"``
+    (default: the 12 standard leads in order, absent ones marked invalid), ``"record"``
+    (the record's own ECG leads) or a list of names.
+
+    ``state`` (a run's saved dataset settings) fills every setting not given here, so
+    new data is read the run's way; an argument given here wins over it, except that the
+    patch size and the lead list must stay those the run's encoder was built for
+    (``leads="record"`` then means the run's leads).
     """
-    if state:
-        saved = {k: state[k] for k in _STRUCTURAL if k in state}
-        fs, window, patch_size = saved.get("fs", fs), saved.get("window", window), \
-            saved.get("patch_size", patch_size)
-        leads, highpass = saved.get("leads", leads), saved.get("highpass", highpass)
-        beat_classes = saved.get("beat_classes", beat_classes)
-        mode = saved.get("mode", mode)
-        if labels is None and saved.get("labels"):
-            labels, label_names = saved["labels"], label_names or saved.get("label_names")
+    saved = dict(state or {})
+    mode_given = mode is not None
+    cfg = settle({"fs": fs, "window": window, "patch_size": patch_size, "mode": mode,
+                  "highpass": highpass}, saved, WFDB_DEFAULTS)
+    mode = cfg["mode"]
     if mode not in ("windows", "beats"):
         raise DataError(f"unknown mode {mode!r}: use 'windows' or 'beats'")
+    same_mode = saved.get("mode", "windows") == mode
+    if beat_classes is None and same_mode:
+        beat_classes = saved.get("beat_classes")
+    if labels is None and same_mode:
+        labels = saved.get("labels")
+    if label_names is None and labels and labels == saved.get("labels"):
+        label_names = saved.get("label_names")
     if labels not in (None, "rhythm") or (labels and mode != "windows"):
-        raise DataError(f"labels={labels!r}: windows take labels=None or 'rhythm'; "
-                        f"beat windows are labelled by their beat's AAMI class")
-    fs, patch_size = float(fs), int(patch_size)
+        from_state = " (the saved state's; pass mode='windows')" \
+            if labels == "rhythm" and not mode_given else ""
+        raise DataError(f"labels={labels!r} with mode={mode!r}{from_state}: windows take "
+                        f"labels=None or 'rhythm'; beat windows are labelled by their beat's "
+                        f"AAMI class")
+    fs = _number("fs", cfg["fs"])
+    window = _number("window", cfg["window"])
+    patch_size = int(_number("patch_size", cfg["patch_size"], whole=True))
+    highpass = _highpass(cfg["highpass"])
     length = round(window * fs) // patch_size * patch_size
-    if length < patch_size or patch_size < 1:
+    if length < patch_size:
         raise DataError(f"window {window} s at {fs} Hz is shorter than one patch of {patch_size}")
     records, source = _records(data, annotator, cache_dir)
+    if leads is None or (leads == "record" and saved.get("leads")):
+        leads = saved.get("leads", WFDB_DEFAULTS["leads"])
     names = _resolve_leads(records, leads)
+    _check_saved(saved, patch_size, names)
     if len(records) > 1 and leads != "record":
         usable = [r for r in records if any(canonical_lead(n) in names for n in r.leads)]
         kept = {id(r) for r in usable}
         for r in records:
             if id(r) not in kept:
-                warnings.warn(f"{r.source}: skipped, none of its leads {r.leads} is among "
-                              f"{names}", stacklevel=2)
+                warn(f"{r.source}: skipped, none of its leads {r.leads} is among {names}")
         if not usable:
             raise DataError(f"{source}: no record has any of the leads {names}")
         records = usable
@@ -236,6 +298,7 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
                             f"with '(AFIB', '(N', ... in the {annotator} files); none found")
         label_names = list(label_names or sorted({n for _, ns in rhythms for n in ns}))
     patient = _patient_groups(records)
+    dropped = 0
     for r, rec in enumerate(records):
         sig, ok = _prepare(rec, names, fs, highpass, cache_dir, allow_gaps)
         signals.append(sig)
@@ -265,6 +328,7 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
                 continue
             start = round(samp * scale) - length // 2
             if start < 0 or start + length > n:
+                dropped += 1
                 continue
             items.append((r, start))
             labels_out.append(AAMI_CLASSES.index(cls))
@@ -274,9 +338,14 @@ def wfdb_dataset(data: Any = None, fs: float = 250.0, window: float = 10.0,
                  "labels": labels, "label_names": label_names,
                  "records": [rec.name for rec in records]}
     labelled = mode == "beats" or labels == "rhythm"
+    if dropped:
+        warn(f"{source}: {dropped} annotated beat(s) dropped: within "
+             f"{length / 2 / fs:.2f} s of a record's start or end, where the "
+             f"{window:g} s beat window does not fit")
     ds = ECGWindows(signals, oks, np.asarray(items, dtype=np.int64).reshape(-1, 2), length,
                     patch_size, names, np.asarray(labels_out, dtype=np.int64) if labelled
                     else None, np.asarray(groups), source, normalize, state_out)
+    ds.dropped_beats = dropped
     return ds
 
 
@@ -311,18 +380,21 @@ def _majority_rhythm(segments: tuple[np.ndarray, list[str]], starts: np.ndarray,
     return out
 
 
-def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "superclass",
-                  folds: list[int] | None = None, fs: float = 100.0, window: float = 10.0,
-                  patch_size: int = 25, leads: Any = "standard", highpass: float | None = 0.5,
-                  normalize: bool = True, cache_dir: str | None = None,
-                  limit: int | None = None, state: dict[str, Any] | None = None,
-                  **_: Any) -> ECGWindows:
+def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str | None = None,
+                  folds: list[int] | None = None, fs: float | None = None,
+                  window: float | None = None, patch_size: int | None = None,
+                  leads: Any = None, highpass: float | None = None, normalize: bool = True,
+                  cache_dir: str | None = None, limit: int | None = None,
+                  state: dict[str, Any] | None = None) -> ECGWindows:
     """The PTB-XL layout: ``ptbxl_database.csv`` + ``records100/`` or ``records500/``.
 
     One 10-s 12-lead sample per ECG with multi-hot ``y`` over ``labels``
-    (``superclass``: NORM, MI, STTC, CD, HYP; ``diagnostic``; ``all`` SCP codes),
-    ``group`` = patient id and ``folds`` = the recommended ``strat_fold`` (train 1-8,
-    validation 9, test 10). ``sampling``: ``"lr"`` (100 Hz files) or ``"hr"`` (500 Hz).
+    (``superclass``, the default: NORM, MI, STTC, CD, HYP; ``diagnostic``; ``all`` SCP
+    codes), ``group`` = patient id and ``folds`` = the recommended ``strat_fold`` (train
+    1-8, validation 9, test 10). ``sampling``: ``"lr"`` (100 Hz files) or ``"hr"`` (500
+    Hz). Defaults: ``fs=100``, ``window=10``, ``patch_size=25``, ``leads="standard"``,
+    ``highpass=0.5`` (0 for none). A saved ``state`` fills the settings not given here
+    (its label vocabulary too, for the same ``labels``); see :func:`wfdb_dataset`.
     """
     if data is None:
         raise DataError("the 'ecg.ptbxl' dataset needs the PTB-XL folder (with "
@@ -330,12 +402,17 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
     root = Path(data)
     if root.is_file():
         root = root.parent
-    label_names = None
-    if state:
-        fs, window = state.get("fs", fs), state.get("window", window)
-        patch_size, leads = state.get("patch_size", patch_size), state.get("leads", leads)
-        highpass, labels = state.get("highpass", highpass), state.get("labels", labels)
-        label_names = state.get("label_names")
+    saved = dict(state or {})
+    cfg = settle({"fs": fs, "window": window, "patch_size": patch_size, "labels": labels,
+                  "highpass": highpass}, saved, PTBXL_DEFAULTS)
+    labels = cfg["labels"]
+    label_names = saved.get("label_names") if labels == saved.get("labels") else None
+    fs = _number("fs", cfg["fs"])
+    window = _number("window", cfg["window"])
+    patch_size = int(_number("patch_size", cfg["patch_size"], whole=True))
+    highpass = _highpass(cfg["highpass"])
+    if leads is None or (leads == "record" and saved.get("leads")):
+        leads = saved.get("leads", PTBXL_DEFAULTS["leads"])
     table, statements = read_ptbxl_table(root)
     if folds is not None and "strat_fold" in table.columns:
         table = table[table["strat_fold"].isin([int(f) for f in folds])]
@@ -351,8 +428,9 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
     if col is None:
         raise DataError(f"{root}: sampling={sampling!r}: use 'lr' (100 Hz files) or 'hr' "
                         f"(500 Hz files)")
-    fs, patch_size = float(fs), int(patch_size)
     length = round(window * fs) // patch_size * patch_size
+    if length < patch_size:
+        raise DataError(f"window {window} s at {fs} Hz is shorter than one patch of {patch_size}")
     records, ys, groups, fold_list = [], [], [], []
     for ecg_id, row in table.iterrows():
         rec = read_wfdb(root / str(row[col]), annotator=None, lazy=bool(cache_dir))
@@ -366,6 +444,7 @@ def ptbxl_dataset(data: Any = None, sampling: str = "lr", labels: str = "supercl
         groups.append(int(row["patient_id"]) if "patient_id" in row else int(ecg_id))
         fold_list.append(int(row["strat_fold"]) if "strat_fold" in row else 0)
     names = _resolve_leads(records, leads)
+    _check_saved(saved, patch_size, names)
     signals, oks, items, real = [], [], [], []
     for r, rec in enumerate(records):
         sig, ok = _prepare(rec, names, fs, highpass, cache_dir, False)

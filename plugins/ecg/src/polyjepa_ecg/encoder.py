@@ -22,7 +22,7 @@ class ECGEncoder(TokenEncoder):
 
     def __init__(self, num_leads: int = 12, patch_size: int = 25, embed_dim: int = 192,
                  depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0, **_: Any):
+                 drop_path: float = 0.0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.num_leads = int(num_leads)
         self.patch_size = int(patch_size)

@@ -29,7 +29,7 @@ class SARViT(PatchEncoder):
 
     def __init__(self, in_chans: int = 1, patch_size: int = 8, embed_dim: int = 192,
                  depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0, **_: Any):
+                 drop_path: float = 0.0):
         super().__init__(in_chans=in_chans, patch_size=patch_size, ndim=2,
                          embed_dim=embed_dim, depth=depth, num_heads=num_heads,
                          mlp_ratio=mlp_ratio, drop_path=drop_path)
@@ -57,7 +57,7 @@ class GradientTarget(nn.Module):
     def __init__(self, in_chans: int = 1, patch_size: int = 8,
                  scales: tuple[int, ...] | list[int] = (1, 2, 4), num_bins: int = 8,
                  cells: int = 1, input: str = "log", eps: float = 1e-4,
-                 compress: str = "none", standardize: bool = False, **_: Any):
+                 compress: str = "none", standardize: bool = False):
         super().__init__()
         if input not in ("log", "linear"):
             raise ValueError(f"input must be 'log' or 'linear', got {input!r}")

@@ -25,7 +25,10 @@ import numpy as np
 import torch
 
 from polyjepa import ArrayDataset, DataError
+from polyjepa import warn as warn_user
 
+from . import settings
+from .optical import optical_reason, optical_warning
 from .preprocess import UNITS, normalize, preprocess, robust_stats
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".png", ".jpg", ".jpeg",
@@ -147,6 +150,32 @@ def find_rasters(data: Any) -> list[Path]:
     return [s.path for s in find_scenes(data)]
 
 
+def gdal_cause(exc: BaseException, path: Path | None = None) -> str:
+    """The first GDAL error behind ``exc``, on one line.
+
+    rasterio raises ``Read failed. See previous exception for details.`` and chains the
+    GDAL errors that caused it (``__cause__``); the deepest one says what went wrong
+    (``TIFFReadEncodedTile:Read error ...; got 24381 bytes, expected 49152``). A leading
+    file name is dropped, since the caller names the file.
+    """
+    seen: set[int] = set()
+    msgs = []
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = " ".join(str(e).split())
+        if text:
+            msgs.append(text)
+        e = e.__cause__ or e.__context__
+    msg = msgs[-1] if msgs else type(exc).__name__
+    if path is not None:
+        for prefix in (str(path), path.name):
+            if msg.startswith(prefix) and msg[len(prefix):len(prefix) + 1] in (":", ","):
+                msg = msg[len(prefix) + 1:].strip()
+                break
+    return msg
+
+
 def _open(path: Path, source: Any = None) -> Any:
     """Open ``source`` (default ``path``) with rasterio; errors name ``path``."""
     rio = _rasterio()
@@ -158,12 +187,12 @@ def _open(path: Path, source: Any = None) -> Any:
             return rio.open(path if source is None else source)
     except Exception as exc:
         raise DataError(f"{path}: cannot open as a raster (corrupt, truncated or not a "
-                        f"format GDAL reads): {exc}") from exc
+                        f"format GDAL reads): {gdal_cause(exc, path)}") from exc
 
 
 def _stack_vrt(scene: Scene) -> str:
     """A GDAL VRT document stacking the scene's single-band files as named bands."""
-    from xml.sax.saxutils import escape
+    from xml.sax.saxutils import escape, quoteattr
 
     members = []
     for f in scene.members:
@@ -184,9 +213,9 @@ def _stack_vrt(scene: Scene) -> str:
     _, _, _, _, _, _, crs, transform, (gcps, gcp_crs) = members[0]
     parts = [f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">']
     if gcps:
-        wkt = escape(gcp_crs.to_wkt()) if gcp_crs else ""
-        parts.append(f'<GCPList Projection="{wkt}">')
-        parts += [f'<GCP Id="{escape(str(g.id))}" Pixel="{g.col}" Line="{g.row}" X="{g.x}" '
+        wkt = quoteattr(gcp_crs.to_wkt()) if gcp_crs else '""'  # the WKT holds quotes
+        parts.append(f'<GCPList Projection={wkt}>')
+        parts += [f'<GCP Id={quoteattr(str(g.id))} Pixel="{g.col}" Line="{g.row}" X="{g.x}" '
                   f'Y="{g.y}" Z="{g.z or 0.0}"/>' for g in gcps]
         parts.append("</GCPList>")
     elif not transform.is_identity:
@@ -330,7 +359,7 @@ def _resolve_units(ds: Any, bands: list[int], units: str, path: Path,
             x = ds.read(bands, out_shape=shape, masked=True)
     except Exception as exc:
         raise DataError(f"{path}: cannot read the data (truncated or corrupt file?): "
-                        f"{exc}") from exc
+                        f"{gdal_cause(exc, path)}") from exc
     vals = np.ma.compressed(x) if np.ma.isMaskedArray(x) else np.asarray(x).ravel()
     vals = vals[np.isfinite(vals)]
     if nodata is not None:
@@ -366,8 +395,8 @@ def _read(ds: Any, path: Path, bands: list[int], window: Any, size: tuple[int, i
             x = ds.read(bands, window=inner)
             m = ds.read_masks(bands, window=inner)
     except Exception as exc:
-        raise DataError(f"{path}: cannot read window {window} (truncated or corrupt "
-                        f"file?): {exc}") from exc
+        raise DataError(f"{path}: cannot read rows {r0}-{r1}, columns {c0}-{c1} (truncated "
+                        f"or corrupt file?): {gdal_cause(exc, path)}") from exc
     valid_in = (m > 0).all(axis=0)
     if nodata is not None:
         valid_in &= (x != nodata).all(axis=0)
@@ -400,30 +429,47 @@ class RasterTiles(torch.utils.data.Dataset):
     :func:`_resolve_units`). ``nodata`` adds a value treated as nodata in every file. With
     ``cache_dir`` (default: the ``POLYJEPA_SAR_CACHE`` environment variable) decoded tiles
     are kept in a memory-mapped array so epochs after the first decode nothing.
+
+    Settings left at ``None`` come from ``state`` when it holds them (a run's saved
+    settings, see :mod:`polyjepa_sar.settings`), else from the defaults (tiles of 64 px,
+    ``stride = tile_size``, patch 8, ``units="auto"``, ``transform="db"``, no speckle
+    filter, ``filter_size=5``, ``looks=1``, ``min_valid=0.5``, ``min_tile_valid=0.25``,
+    every tile, ``seed=0``, all bands). Files that look optical (RGB, 8-bit, many bands
+    without polarisation names) get a warning when the dB transform is not chosen
+    explicitly.
     """
 
-    def __init__(self, data: Any = None, tile_size: int = 64, stride: int | None = None,
-                 bands: Any = None, units: str = "auto", transform: str = "db",
-                 speckle_filter: str | None = None, filter_size: int = 5, looks: float = 1.0,
-                 patch_size: int = 8, min_valid: float = 0.5, min_tile_valid: float = 0.25,
-                 max_tiles: int | None = None, stats_tiles: int = 32, seed: int = 0,
-                 cache_dir: str | None = None, nodata: float | None = None,
-                 state: dict[str, Any] | None = None):
-        if units not in UNITS:
-            raise DataError(f"units must be one of {UNITS}, got {units!r}")
+    def __init__(self, data: Any = None, tile_size: int | None = None,
+                 stride: int | None = None, bands: Any = None, units: str | None = None,
+                 transform: str | None = None, speckle_filter: str | None = None,
+                 filter_size: int | None = None, looks: float | None = None,
+                 patch_size: int | None = None, min_valid: float | None = None,
+                 min_tile_valid: float | None = None, max_tiles: int | None = None,
+                 stats_tiles: int = 32, seed: int | None = None, cache_dir: str | None = None,
+                 nodata: float | None = None, state: dict[str, Any] | None = None):
+        given = {"tile_size": tile_size, "patch_size": patch_size, "units": units,
+                 "transform": transform, "speckle_filter": speckle_filter,
+                 "filter_size": filter_size, "looks": looks, "min_valid": min_valid,
+                 "min_tile_valid": min_tile_valid, "max_tiles": max_tiles, "seed": seed,
+                 "nodata": nodata, "band_selection": bands}
+        cfg = settings.resolve(given, state, settings.SCENE)
+        if cfg["units"] not in UNITS:
+            raise DataError(f"units must be one of {UNITS}, got {cfg['units']!r}")
+        tile_size, patch_size = int(cfg["tile_size"]), int(cfg["patch_size"])
         if tile_size < patch_size or tile_size % patch_size:
             raise DataError(f"tile_size {tile_size} must be a multiple of patch_size "
                             f"{patch_size}")
+        if stride is None and state and state.get("stride") and \
+                state.get("tile_size") == tile_size:
+            stride = state["stride"]  # the run's overlap, for the run's tile size
         self.scenes = find_scenes(data)
         self.files = [s.path for s in self.scenes]
         self._sources = [None if s.members == [s.path] else _stack_vrt(s) for s in self.scenes]
-        self.nodata = None if nodata is None else float(nodata)
-        self.tile_size, self.patch = int(tile_size), int(patch_size)
+        self.nodata = None if cfg["nodata"] is None else float(cfg["nodata"])
+        self.tile_size, self.patch = tile_size, patch_size
         self.stride = int(stride or tile_size)
-        self.min_valid = float(min_valid)
-        self.prep_kw = {"units": units, "transform": transform,
-                        "speckle_filter": speckle_filter, "filter_size": filter_size,
-                        "looks": looks}
+        self.min_valid = float(cfg["min_valid"])
+        self.prep_kw = {k: cfg[k] for k in settings.PREP}
         self._handles: dict[int, Any] = {}
         self.bands: list[list[int]] = []
         self.units: list[str] = []
@@ -431,14 +477,14 @@ class RasterTiles(torch.utils.data.Dataset):
         n_chans = None
         for fi, path in enumerate(self.files):
             ds = self._ds(fi)
-            sel = _select_bands(ds, bands, path)
+            sel = _select_bands(ds, cfg["band_selection"], path)
             if n_chans is not None and len(sel) != n_chans:
                 raise DataError(f"{path}: {len(sel)} bands selected, the other scenes "
                                 f"have {n_chans}")
             n_chans = len(sel)
             self.bands.append(sel)
-            self.units.append(_resolve_units(ds, sel, units, path, self.nodata))
-            self.index += self._tiles(fi, ds, path, sel, min_tile_valid)
+            self.units.append(_resolve_units(ds, sel, cfg["units"], path, self.nodata))
+            self.index += self._tiles(fi, ds, path, sel, float(cfg["min_tile_valid"]))
         self.polarisations = [_polarisations(self._ds(fi), sel, self.files[fi])
                               for fi, sel in enumerate(self.bands)]
         known = {tuple(p) for p in self.polarisations if None not in p}
@@ -446,13 +492,20 @@ class RasterTiles(torch.utils.data.Dataset):
             first = next(i for i, p in enumerate(self.polarisations) if tuple(p) in known)
             other = next(i for i, p in enumerate(self.polarisations)
                          if None not in p and p != self.polarisations[first])
-            warnings.warn(f"{self.files[other]}: bands {self.polarisations[other]} where "
-                          f"{self.files[first]} has {self.polarisations[first]}; channels "
-                          f"mix polarisations (choose them with bands=[...])", stacklevel=2)
+            warn_user(f"{self.files[other]}: bands {self.polarisations[other]} where "
+                      f"{self.files[first]} has {self.polarisations[first]}; channels "
+                      f"mix polarisations (choose them with bands=[...])")
+        if transform is None and not (state and state.get("transform")) and \
+                cfg["transform"] == "db":
+            optical = [(self.files[fi], r) for fi, sel in enumerate(self.bands)
+                       if (r := optical_reason(self._ds(fi), sel, self.polarisations[fi]))]
+            if optical:
+                warn_user(optical_warning(optical[0][0], optical[0][1], len(optical) - 1))
         if not self.index:
             raise DataError(f"{self.files[0]}: no tile with enough valid pixels")
+        max_tiles = cfg["max_tiles"]
         if max_tiles is not None and len(self.index) > max_tiles:
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(int(cfg["seed"]))
             keep = np.sort(rng.choice(len(self.index), int(max_tiles), replace=False))
             self.index = [self.index[i] for i in keep]
         self.in_chans = int(n_chans or 0)
@@ -462,8 +515,10 @@ class RasterTiles(torch.utils.data.Dataset):
                                 f"trained on {len(state['stats']['median'])}")
             self.stats = state["stats"]
         else:
-            self.stats = self._stats(stats_tiles, seed)
-        self.state = {"stats": self.stats, "bands": self.in_chans, **self.prep_kw}
+            self.stats = self._stats(stats_tiles, int(cfg["seed"]))
+        self.state = {"stats": self.stats, "bands": self.in_chans, **cfg,
+                      "tile_size": self.tile_size, "stride": self.stride,
+                      "patch_size": self.patch}
         self.encoder_hints = {"in_chans": self.in_chans, "patch_size": self.patch, "ndim": 2}
         cache_dir = cache_dir or os.environ.get("POLYJEPA_SAR_CACHE") or None
         self._cache_dir = cache_dir
@@ -524,7 +579,8 @@ class RasterTiles(torch.utils.data.Dataset):
                                     resampling=rio.enums.Resampling.nearest)
                         coarse &= (d != self.nodata).all(axis=0)
             except Exception as exc:
-                raise DataError(f"{path}: cannot read the nodata mask: {exc}") from exc
+                raise DataError(f"{path}: cannot read the nodata mask (truncated or corrupt "
+                                f"file?): {gdal_cause(exc, path)}") from exc
         to_map, crs = _georef(ds)
         kept = []
         for r in rows:
@@ -728,15 +784,27 @@ class ChipFolder(ArrayDataset):
     (``HB03333.015``; JPEG renderings beside them are then skipped), by
     :func:`read_mstar`; converted to dB (``units`` decided once for the folder),
     centre-cropped or zero-padded (``fit="crop"``) or resized (``fit="resize"``) to
-    ``chip_size``, and normalised per band. ``state`` keeps the class names and the
-    statistics so that new data gets the same label numbering.
+    ``chip_size``, and normalised per band. ``state`` keeps the class names, the
+    statistics and the settings (chip size, fit, patch size, units, ...) so that new data
+    gets the same label numbering and pre-processing; settings left at ``None`` come from
+    it, else from the defaults (64 px chips, ``fit="crop"``, patch 8, as for
+    :class:`RasterTiles`).
     """
 
-    def __init__(self, data: Any = None, chip_size: int = 64, fit: str = "crop",
-                 bands: Any = None, units: str = "auto", transform: str = "db",
-                 speckle_filter: str | None = None, filter_size: int = 5, looks: float = 1.0,
-                 patch_size: int = 8, min_valid: float = 0.5, nodata: float | None = None,
-                 state: dict[str, Any] | None = None, **_: Any):
+    def __init__(self, data: Any = None, chip_size: int | None = None, fit: str | None = None,
+                 bands: Any = None, units: str | None = None, transform: str | None = None,
+                 speckle_filter: str | None = None, filter_size: int | None = None,
+                 looks: float | None = None, patch_size: int | None = None,
+                 min_valid: float | None = None, nodata: float | None = None,
+                 state: dict[str, Any] | None = None):
+        cfg = settings.resolve({"chip_size": chip_size, "fit": fit, "patch_size": patch_size,
+                                "units": units, "transform": transform,
+                                "speckle_filter": speckle_filter, "filter_size": filter_size,
+                                "looks": looks, "min_valid": min_valid, "nodata": nodata,
+                                "band_selection": bands}, state, settings.CHIP)
+        chip_size, patch_size = int(cfg["chip_size"]), int(cfg["patch_size"])
+        fit, bands, nodata = cfg["fit"], cfg["band_selection"], cfg["nodata"]
+        min_valid = float(cfg["min_valid"])
         if data is None:
             raise DataError("the SAR chip reader needs a folder with one sub-folder per class")
         root = Path(data)
@@ -753,8 +821,11 @@ class ChipFolder(ArrayDataset):
         if unknown:
             raise DataError(f"{root}: classes {unknown} were not in the training data "
                             f"{classes}")
-        prep_kw = {"units": units, "transform": transform, "speckle_filter": speckle_filter,
-                   "filter_size": filter_size, "looks": looks}
+        prep_kw = {k: cfg[k] for k in settings.PREP}
+        units = prep_kw["units"]
+        if units not in UNITS:
+            raise DataError(f"units must be one of {UNITS}, got {units!r}")
+        optical: list[tuple[Path, str]] = []
         files = {name: sorted(p for p in (root / name).rglob("*") if _is_chip(p))
                  for name in found}
         if any(not _is_raster(p) for ps in files.values() for p in ps):
@@ -783,7 +854,13 @@ class ChipFolder(ArrayDataset):
                         raise DataError(f"{path}: {len(b)} bands, other chips have {n_chans}")
                     n_chans = len(b)
                     raw.append((path, *_read(ds, path, b, None, (ds.height, ds.width), nodata)))
+                    reason = optical_reason(ds, b, _polarisations(ds, b, path))
+                    if reason:
+                        optical.append((path, reason))
                 ys.append(classes.index(name))
+        if optical and transform is None and not (state and state.get("transform")) and \
+                prep_kw["transform"] == "db":
+            warn_user(optical_warning(optical[0][0], optical[0][1], len(optical) - 1))
         if units == "auto":  # one decision for the whole folder, never chip by chip
             neg = any(not np.iscomplexobj(x) and bool((x[:, v] < 0).any()) for _, x, v in raw)
             units = "db" if neg else "amplitude"
@@ -811,7 +888,8 @@ class ChipFolder(ArrayDataset):
             raise DataError(f"{root}: chip {bad} has no valid pixels")
         super().__init__(x.astype(np.float32), np.asarray(ys, np.int64), tv, source=str(root))
         self.classes = classes
-        self.state = {"classes": classes, "stats": stats, **prep_kw}
+        self.state = {"classes": classes, "stats": stats, **cfg, **prep_kw,
+                      "chip_size": chip_size, "patch_size": patch_size}
         self.encoder_hints = {"in_chans": int(n_chans), "patch_size": int(patch_size), "ndim": 2}
 
 
@@ -834,21 +912,33 @@ def _looks_like_chips(path: Path) -> bool:
         any(_is_mstar(p) for d in subdirs for p in d.rglob("*"))
 
 
-def open_sar(data: Any = None, **kwargs: Any) -> Any:
+def open_sar(data: Any = None, tile_size: int | None = None, stride: int | None = None,
+             chip_size: int | None = None, fit: str | None = None, bands: Any = None,
+             units: str | None = None, transform: str | None = None,
+             speckle_filter: str | None = None, filter_size: int | None = None,
+             looks: float | None = None, patch_size: int | None = None,
+             min_valid: float | None = None, min_tile_valid: float | None = None,
+             max_tiles: int | None = None, stats_tiles: int = 32, seed: int | None = None,
+             cache_dir: str | None = None, nodata: float | None = None,
+             state: dict[str, Any] | None = None) -> Any:
     """SAR data of any supported layout: a chip folder (class sub-folders) or scenes.
 
     Scene-only arguments (``tile_size``, ``stride``, ...) are ignored for chip folders and
-    chip-only ones (``chip_size``, ``fit``) for scenes.
+    chip-only ones (``chip_size``, ``fit``) for scenes; see :class:`RasterTiles` and
+    :class:`ChipFolder`.
     """
     if data is None:
         raise DataError("sar: no data given (a GeoTIFF, a folder of scenes, or a chip folder "
                         "with class sub-folders); `polyjepa demo sar` uses simulated data")
+    common = {"bands": bands, "units": units, "transform": transform,
+              "speckle_filter": speckle_filter, "filter_size": filter_size, "looks": looks,
+              "patch_size": patch_size, "min_valid": min_valid, "nodata": nodata,
+              "state": state}
     if isinstance(data, (str, os.PathLike)) and _looks_like_chips(Path(data)):
-        drop = {"tile_size", "stride", "max_tiles", "stats_tiles", "seed", "cache_dir",
-                "min_tile_valid"}
-        return ChipFolder(data, **{k: v for k, v in kwargs.items() if k not in drop})
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("chip_size", "fit")}
-    return RasterTiles(data, **kwargs)
+        return ChipFolder(data, chip_size=chip_size, fit=fit, **common)
+    return RasterTiles(data, tile_size=tile_size, stride=stride, min_tile_valid=min_tile_valid,
+                       max_tiles=max_tiles, stats_tiles=stats_tiles, seed=seed,
+                       cache_dir=cache_dir, **common)
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, crs: str | None = "EPSG:4326",

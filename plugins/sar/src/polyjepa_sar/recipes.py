@@ -24,7 +24,9 @@ _DEMO = {
 def sar_recipe() -> dict[str, Any]:
     """SAR-JEPA: ViT on dB tiles, local block masks, multi-scale ROA-gradient target."""
     return {
-        "dataset": {"name": "sar.raster", "tile_size": 64, "patch_size": 8},
+        # tiles of the reader's default 64 px; tile_size is left unset so that switching
+        # dataset.name to another SAR reader (sar.simulated) leaves no setting it lacks
+        "dataset": {"name": "sar.raster", "patch_size": 8},
         "encoder": {"name": "sar.vit", "embed_dim": 192, "depth": 6, "num_heads": 6},
         "masker": {"name": "sar.local_blocks", "num_targets": 2, "blocks_per_target": 4,
                    "block_size": [1, 2]},

@@ -161,10 +161,9 @@ def write_chip_folder(root: str | Path, n: int = 50, size: int = 64, looks: floa
     return root
 
 
-
 def simulated_chips(data: Any = None, n: int = 600, size: int = 64, looks: float = 1.0,
-                    seed: int = 0, patch_size: int = 8, state: dict[str, Any] | None = None,
-                    **_: Any) -> Any:
+                    seed: int = 0, patch_size: int = 8,
+                    state: dict[str, Any] | None = None) -> Any:
     """SIMULATED labelled target chips, in dB and robustly normalised (the demo data).
 
     ``data`` may be ``None`` or a dict overriding ``n``, ``size``, ``looks``, ``seed``.
