@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -400,3 +401,25 @@ def test_installed_but_broken_plugin_is_named_not_the_pip_hint(tmp_path, monkeyp
         assert caught[0].filename == __file__
     finally:
         plugins.reset()
+
+
+def test_masker_targets_inside_the_context_are_named(bad_plugin):
+    (bad_plugin / "pj_overlap.py").write_text(textwrap.dedent('''
+        import torch
+        from polyjepa import hookimpl
+        from polyjepa.maskers import Masks
+
+        def peek(grid, batch_size, generator, valid=None):
+            return Masks(torch.arange(8).repeat(batch_size, 1),
+                         [torch.arange(6, 10).repeat(batch_size, 1)])
+
+        @hookimpl
+        def polyjepa_register_maskers(register):
+            register("peek", lambda: peek)
+    '''))
+    plugins.configure(modules=["pj_bad_shapes", "pj_overlap"])
+    data = _digits(bad_plugin / "d.npz")
+    with pytest.raises(PluginError, match=r"masker 'peek' from plugin 'pj_overlap': the "
+                                          r"target 0 indices share tokens with the context"):
+        _pretrain(data, bad_plugin / "run", config={"masker": {"name": "peek"}})
+    sys.modules.pop("pj_overlap", None)

@@ -84,3 +84,10 @@ def check_masks(masks: Any, n_tokens: int, batch_size: int, config: dict[str, An
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_tokens):
             raise PluginError(f"{who}: the {what} indices run from {int(idx.min())} to "
                               f"{int(idx.max())}, outside the grid of {n_tokens} tokens")
+    context = sets[0][1]
+    for what, idx in sets[1:]:
+        shared = (idx.unsqueeze(-1) == context.unsqueeze(1)).any(dim=-1)
+        if bool(shared.any()):
+            row = int(shared.any(dim=1).nonzero()[0])
+            raise PluginError(f"{who}: the {what} indices share tokens with the context "
+                              f"(sample {row}); targets must be hidden from the context")

@@ -39,6 +39,16 @@ def polyjepa_register_encoders(register: Register) -> Any:
     sees) and ``forward(batch, keep=None) -> Tensor[B, N_keep, embed_dim]`` that runs only
     on the kept token indices. A fixed target such as SAR-JEPA's gradient features is an
     encoder too (one without trainable parameters).
+
+    The ``[encoder]`` section's keys are the factory's keyword arguments, checked against
+    its signature (so declare every argument; a ``**kwargs`` catch-all would swallow a
+    misspelt key). Arguments that follow from the data come from the dataset's
+    ``encoder_hints``: a hint fills only an argument the factory declares and the config
+    leaves unset; the config wins. Create every weight in ``__init__`` from torch's global
+    generator (end with :func:`polyjepa.init_weights` for the ViT convention): the
+    random-init baseline rebuilds the encoder from its factory under the run's seed.
+    ``tokenize(batch)`` must return ``[B, prod(grid), embed_dim]``; the first batch of
+    every run checks this and names the encoder and its plugin when it does not hold.
     """
 
 
@@ -49,7 +59,11 @@ def polyjepa_register_maskers(register: Register) -> Any:
     ``factory(**kwargs)`` returns a callable ``masker(grid, batch_size, generator,
     valid=None) -> polyjepa.Masks`` whose index tensors are ``[B, N]`` long tensors with
     the same count for every sample, inside the grid, drawn only among valid tokens, with
-    context and targets disjoint, and reproducible from the ``torch.Generator``.
+    context and targets disjoint, and reproducible from the ``torch.Generator``. Target
+    sets may overlap one another (I-JEPA's blocks do); none may overlap the context.
+    :func:`polyjepa.choose` turns per-sample boolean masks into such equal-size index
+    sets. ``grid`` is the encoder's token layout, ``batch_size`` the global batch (a
+    data-parallel rank keeps its rows), ``valid`` a bool ``[B, N]`` tensor or ``None``.
     """
 
 
@@ -87,7 +101,18 @@ def polyjepa_register_datasets(register: Register) -> Any:
     ``"multilabel"``; otherwise evaluators read it off the labels), ``encoder_hints``
     (dict of encoder arguments that follow from the data, such as channel counts) and
     ``state`` (JSON-able dict, e.g. a tabular schema, saved with the run and passed back
-    as ``state=`` when the run's encoder is used on new data).
+    as ``state=`` when the run's encoder is used on new data) and ``label_names`` (the
+    class names of ``y``'s indices, for reports; keep them in ``state`` so new data gets
+    the same indices).
+
+    How a config reaches the factory: the ``[dataset]`` section's ``name`` picks the
+    factory, ``data`` comes from ``--data`` (or ``data=``), and every other key is passed
+    as a keyword argument, checked against the factory's signature. The ``state`` of the
+    dataset a run trained on is saved in ``run.json`` (``config.dataset_state``); when
+    ``embed``, ``evaluate`` or ``load_encoder`` read data for that run, the same section
+    is passed again with ``state=``. A reader should take every setting it saved from the
+    state unless the call gives it explicitly, and refuse (``ConfigError``) an explicit
+    value the trained encoder cannot use (another patch size).
     """
 
 

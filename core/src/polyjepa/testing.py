@@ -13,6 +13,9 @@ checks of your own.
 
 from __future__ import annotations
 
+__all__ = ["check_masks", "check_masker", "check_encoder", "check_predictor",
+           "check_dataset", "check_evaluator", "check_recipe", "tiny_train"]
+
 import math
 from typing import Any
 
