@@ -75,6 +75,37 @@ def test_recipe():
     assert cfg["masker"]["name"] == "lidar.bev_blocks"
 
 
+@pytest.mark.parametrize(("overrides", "hint"), [
+    ({"encoder.depht": 3}, r"encoder\.depht: .*Did you mean 'depth'"),
+    ({"dataset.gird": 16}, r"dataset\.gird: .*Did you mean 'grid'"),
+    ({"dataset.tile_strid": 2.5}, r"dataset\.tile_strid: .*'tile_stride'"),
+    ({"dataset.name": "lidar.simulated", "dataset.n_scene": 8},
+     r"dataset\.n_scene: .*'n_scenes'"),
+])
+def test_misspelt_keys_are_config_errors(overrides, hint):
+    import polyjepa as pj
+
+    with pytest.raises(pj.ConfigError, match=hint):
+        pj.resolve_config("lidar", overrides=overrides)
+
+
+def test_recipe_and_quality_keys_are_factory_arguments():
+    import polyjepa as pj
+    from polyjepa_lidar.quality import las_task, raycast_task
+
+    cfg = pj.resolve_config("lidar", overrides={"dataset.name": "lidar.simulated",
+                                                "dataset.simulate": {"sensor_height": 2.0}})
+    assert cfg["dataset"]["simulate"] == {"sensor_height": 2.0}
+    for task in (las_task("tile.las"), raycast_task()):
+        cfg = pj.resolve_config("lidar", overrides=task.overrides)
+        assert cfg["train"]["rankme_every"] == 0  # RankMe once, at the end
+    # a grid is one size or one per axis; a tile a size or "auto"
+    for name in ("lidar.points", "lidar.simulated"):
+        for grid in (16, [16, 12]):
+            pj.resolve_config("lidar", overrides={"dataset.name": name, "dataset.grid": grid})
+    pj.resolve_config("lidar", overrides={"dataset.tile": "auto"})
+
+
 def test_simulator_is_deterministic_and_labelled():
     a, ta = simulate_scenes(4, seed=1, beams=8, azimuths=128)
     b, tb = simulate_scenes(4, seed=1, beams=8, azimuths=128)

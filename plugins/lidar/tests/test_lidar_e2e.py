@@ -12,7 +12,9 @@ import polyjepa as pj
 from polyjepa import testing
 
 
-def test_pretrain_evaluate_embed_on_kitti(kitti_dir, tmp_path, tiny):
+@pytest.mark.parametrize("source", ["kitti_dir", "real_kitti_dir"])
+def test_pretrain_evaluate_embed_on_kitti(source, request, tmp_path, tiny):
+    kitti_dir = request.getfixturevalue(source)
     run = testing.tiny_train("lidar", kitti_dir, tmp_path / "run", steps=3,
                              overrides={**tiny, "dataset.grid": 16})
     assert run.complete
@@ -29,7 +31,9 @@ def test_pretrain_evaluate_embed_on_kitti(kitti_dir, tmp_path, tiny):
     assert losses and all(np.isfinite(losses))
 
 
-def test_cli_on_classified_las(las_file, tmp_path, tiny):
+@pytest.mark.parametrize("source", ["las_file", "real_las_file"])
+def test_cli_on_classified_las(source, request, tmp_path, tiny):
+    las_file = request.getfixturevalue(source)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "las-run"
     sets = [f"--set={k}={v}" for k, v in tiny.items()]

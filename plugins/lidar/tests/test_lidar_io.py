@@ -6,6 +6,8 @@ import pytest
 from polyjepa import DataError
 from polyjepa_lidar.io import list_files, load_clouds, read_cloud
 
+from .conftest import LAS_SCALE, N_SCANS
+
 
 def test_kitti_bin_reader(kitti_dir):
     path = kitti_dir / "000000.bin"
@@ -22,6 +24,18 @@ def test_folder_is_a_sorted_sequence(kitti_dir):
     files = list_files(kitti_dir)
     assert [f.name for f in files] == sorted(f.name for f in kitti_dir.glob("*.bin"))
     clouds = load_clouds(kitti_dir)
+    assert len(clouds) == N_SCANS
+    assert [len(c) for c in clouds] == [f.stat().st_size // 16 for f in files]
+    assert [c.source for c in clouds] == [str(f) for f in files]
+
+
+def test_real_kitti_sample(real_kitti_dir):
+    path = real_kitti_dir / "000000.bin"
+    cloud = read_cloud(path)
+    raw = np.fromfile(path, np.float32).reshape(-1, 4)
+    np.testing.assert_allclose(cloud.points, raw[:, :3], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(cloud.intensity, raw[:, 3])
+    clouds = load_clouds(real_kitti_dir)
     assert len(clouds) == 10 and all(len(c) > 15000 for c in clouds)
 
 
@@ -38,8 +52,18 @@ def test_semantic_kitti_sequence_labels(semantic_kitti, tmp_path):
         read_cloud(velo / "000001.bin")
 
 
-def test_las_reader_keeps_asprs_classes(las_file):
+def test_las_reader_keeps_asprs_classes(las_file, las_tile):
     cloud = read_cloud(las_file)
+    assert len(cloud) == len(las_tile["x"])
+    written = np.stack([las_tile[k] for k in "xyz"], axis=1)
+    np.testing.assert_allclose(cloud.points, written, rtol=0, atol=LAS_SCALE / 2 + 1e-6)
+    np.testing.assert_array_equal(cloud.labels, las_tile["classification"])
+    np.testing.assert_allclose(cloud.intensity, las_tile["intensity"] / 65535.0, atol=1e-6)
+    assert set(np.unique(cloud.labels)) == {2, 3, 4, 5, 6, 7}
+
+
+def test_real_las_reader_keeps_asprs_classes(real_las_file):
+    cloud = read_cloud(real_las_file)
     assert len(cloud) == 25408
     classes, counts = np.unique(cloud.labels, return_counts=True)
     assert set(classes) == {2, 3, 4, 5, 6, 7}

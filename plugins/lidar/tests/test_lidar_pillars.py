@@ -79,7 +79,9 @@ def test_kitti_dataset_contract(kitti_dir, kitti_dataset):
     assert ds.encoder_hints == {"in_feats": len(FEATURES)}
 
 
-def test_las_tiles_with_pillar_and_scene_labels(las_file):
+@pytest.mark.parametrize("source", ["las_file", "real_las_file"])
+def test_las_tiles_with_pillar_and_scene_labels(source, request):
+    las_file = request.getfixturevalue(source)
     ds = LidarDataset(las_file, grid=16, tile=10.0)
     assert len(ds) == 24  # 60 x 40 ft tile, 10 ft windows
     lab = ds.pillar_labels
@@ -134,3 +136,84 @@ def test_dataset_errors(kitti_dir, tmp_path):
         LidarDataset(tmp_path / "missing.bin")
     with pytest.raises(ConfigError, match="dataset.ground"):
         LidarDataset(kitti_dir / "000000.bin", ground="flat")
+
+
+def _brute_force_tiles(xy, tile, stride):
+    """Every window of the old full enumeration that holds a point, in the same order."""
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    nx = max(1, int(np.ceil((hi[0] - lo[0] - tile) / stride - 1e-6)) + 1)
+    ny = max(1, int(np.ceil((hi[1] - lo[1] - tile) / stride - 1e-6)) + 1)
+    block = max(1, round(2 * tile / stride))
+    out = []
+    for i in range(nx):
+        for j in range(ny):
+            x0, y0 = float(lo[0] + i * stride), float(lo[1] + j * stride)
+            inside = ((xy[:, 0] >= x0) & (xy[:, 0] < x0 + tile) & (xy[:, 1] >= y0)
+                      & (xy[:, 1] < y0 + tile))
+            if inside.any():
+                out.append((x0, y0, (i // block) * 100_000 + (j // block)))
+    return out
+
+
+@pytest.mark.parametrize("stride", [10.0, 2.5, 3.0])
+def test_tiles_are_the_windows_that_hold_points(stride):
+    from polyjepa_lidar.dataset import _tiles
+
+    def cloud(xy):
+        return Cloud(np.c_[xy, np.zeros(len(xy))], np.zeros(len(xy), np.float32))
+
+    rng = np.random.default_rng(0)
+    dense = rng.uniform(0, 60, (2000, 2)) * [1, 0.66]
+    dense = dense[(dense[:, 0] < 20) | (dense[:, 0] > 40)]  # an empty strip in the middle
+    windows = _tiles(cloud(dense), 10.0, stride)
+    assert windows == _brute_force_tiles(dense, 10.0, stride)
+    # far outliers on every side add the few windows they lie in and leave the windows
+    # over the data as they are (neither shifted nor stretched)
+    far = np.array([[800.0, 7.0], [-800.0, 7.0], [30.0, 900.0], [-500.0, -600.0]])
+    with_far = _tiles(cloud(np.r_[dense, far]), 10.0, stride)
+    near = [w for w in with_far if -100 < w[0] < 100 and -100 < w[1] < 100]
+    assert [w[:2] for w in near] == [w[:2] for w in windows]
+    per_point = int(np.ceil(10.0 / stride)) ** 2
+    assert len(far) <= len(with_far) - len(near) <= len(far) * per_point
+
+
+def _with_outliers(las_file, tmp_path):
+    laspy = pytest.importorskip("laspy")
+    las = laspy.read(str(las_file))
+    far = np.array([[5000.0, 0.0], [-3000.0, 4000.0], [0.0, -6000.0], [7000.0, 7000.0],
+                    [-4000.0, -2500.0]])
+    n = len(las.points)
+    las.points = las.points[np.r_[np.arange(n), np.zeros(len(far), int)]]
+    x, y = np.asarray(las.x), np.asarray(las.y)
+    x[n:], y[n:] = x[0] + far[:, 0], y[0] + far[:, 1]
+    las.x, las.y = x, y
+    las.classification[n:] = 7
+    out = tmp_path / "with_outliers.las"
+    las.write(str(out))
+    return out
+
+
+def test_auto_tile_ignores_far_outliers(las_file, tmp_path):
+    """Five noise returns kilometres away must not stretch the auto tile."""
+    import warnings
+
+    path = _with_outliers(las_file, tmp_path)
+    assert len(read_cloud(path)) == len(read_cloud(las_file)) + 5
+    clean = LidarDataset(las_file, grid=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough windows: no warning
+        ds = LidarDataset(path, grid=8)
+    assert ds.state["tile"] == pytest.approx(clean.state["tile"], rel=1e-9)
+    assert 5.0 < ds.state["tile"] < 20.0  # about six points per 8 x 8 pillars, in ft
+    assert len(ds) == len(clean) >= 16
+    assert torch.equal(ds.valid, clean.valid)
+
+
+def test_few_windows_warn_naming_the_file(las_file, tmp_path):
+    path = _with_outliers(las_file, tmp_path)
+    with pytest.warns(UserWarning, match=r"with_outliers\.las: only [1-9]\d? window\(s\)"):
+        ds = LidarDataset(path, grid=32)  # auto: about 39 ft windows on a 60 x 40 ft tile
+    assert len(ds) < 16
+    with pytest.warns(UserWarning, match=r"tile\.las: only 6 window\(s\) of 20 x 20 "
+                                         r"\(dataset\.tile=20\.0"):
+        LidarDataset(las_file, grid=16, tile=20.0)

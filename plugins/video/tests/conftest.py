@@ -1,9 +1,20 @@
+"""Test clips in the plugin's real formats.
+
+The generic tests run on clips these fixtures write themselves with PyAV: moving shapes
+on a drifting, textured background, H.264 in .mp4, and transcodes of one of them into
+the other containers. The real clips of the shared data (``shared_videos``) are an extra
+layer that skips when they are absent.
+"""
+
 from __future__ import annotations
 
 import os
 import shutil
+from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 DATA = Path(os.environ.get("POLYJEPA_SHARED_DATA",
@@ -17,6 +28,72 @@ TINY = {"dataset.frames": 4, "dataset.size": 32, "dataset.stride": 2,
         "encoder.embed_dim": 32, "encoder.depth": 1, "encoder.num_heads": 2,
         "encoder.patch_size": 8, "encoder.tubelet": 2,
         "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2}
+
+
+class Clip(NamedTuple):
+    """A generated clip: its name, frame count, size and rate."""
+
+    name: str
+    frames: int
+    width: int
+    height: int
+    rate: Fraction
+    seed: int
+
+
+# ORBIT plays the part of a longer PAL clip, SLIDE of a shorter NTSC one (29.97 fps, the
+# aspect ratio of CIF video)
+ORBIT = Clip("orbit.mp4", 64, 96, 64, Fraction(25), 1)
+SLIDE = Clip("slide.mp4", 48, 88, 72, Fraction(30000, 1001), 2)
+
+
+def shapes(clip: Clip) -> np.ndarray:
+    """Uint8 frames ``[T, H, W, 3]``: a disc circling, a bar sliding right and a square
+    sliding up over a still background (colour gradients and a wavy pattern, seeded)."""
+    rng = np.random.default_rng(clip.seed)
+    h, w = clip.height, clip.width
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    colours = rng.integers(60, 255, (3, 3))
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    wave = 20 + 20 * np.sin(xx / 6 + phase[0]) * np.cos(yy / 8 + phase[1])
+    background = np.stack([xx / w * 120 + wave, yy / h * 100 + 30, 140 - wave], axis=-1)
+    out = np.empty((clip.frames, h, w, 3), np.uint8)
+    for k in range(clip.frames):
+        t = k / clip.frames
+        img = background.copy()
+        cx, cy = w * (0.5 + 0.3 * np.cos(2 * np.pi * t)), h * (0.5 + 0.3 * np.sin(2 * np.pi * t))
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < (h / 6) ** 2] = colours[0]
+        x0 = int((w - w // 4) * t)
+        img[h // 8: h // 8 + h // 5, x0: x0 + w // 4] = colours[1]
+        y0 = int((h - 12) * (1 - t))
+        img[y0: y0 + 10, w - 20: w - 8] = colours[2]
+        out[k] = np.clip(img, 0, 255)
+    return out
+
+
+def write_h264(path: Path, clip: Clip) -> Path:
+    """Encode :func:`shapes` of ``clip`` as H.264 (libx264, yuv420p, one thread) in .mp4."""
+    import av
+
+    options = {"preset": "veryfast", "crf": "18", "threads": "1"}
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=clip.rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
+        for k, img in enumerate(shapes(clip)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The generated clips ``[ORBIT, SLIDE]`` (read-only: copy before changing one)."""
+    root = tmp_path_factory.mktemp("clips")
+    return [write_h264(root / c.name, c) for c in (ORBIT, SLIDE)]
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +112,10 @@ def shared_videos() -> list[Path]:
 
 
 @pytest.fixture
-def class_folder(tmp_path: Path, shared_videos: list[Path]) -> Path:
-    """Two class sub-folders holding copies of the real clips."""
+def class_folder(tmp_path: Path, videos: list[Path]) -> Path:
+    """Two class sub-folders holding copies of the generated clips."""
     root = tmp_path / "classes"
-    for cls, src in (("bikes", shared_videos[0]), ("phone", shared_videos[1])):
+    for cls, src in (("orbit", videos[0]), ("slide", videos[1])):
         (root / cls).mkdir(parents=True)
         shutil.copy(src, root / cls / src.name)
     return root
@@ -89,11 +166,21 @@ def remux_faststart(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _other_formats(src: Path, root: Path) -> dict[str, Path]:
+    return {ext: transcode(src, root / f"{src.stem}{ext}", codec, pix, 40)
+            for ext, (codec, pix) in FORMATS.items()}
+
+
 @pytest.fixture(scope="session")
-def other_formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def other_formats(tmp_path_factory: pytest.TempPathFactory,
+                  videos: list[Path]) -> dict[str, Path]:
+    """The first 40 frames of the generated SLIDE clip as .avi, .mkv, .webm and .mov."""
+    return _other_formats(videos[1], tmp_path_factory.mktemp("formats"))
+
+
+@pytest.fixture(scope="session")
+def real_other_formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The first 40 frames of carphone_pristine.mp4 as .avi, .mkv, .webm and .mov."""
     if not CARPHONE.is_file():
         pytest.skip(f"shared video data not found in {VIDEO}")
-    root = tmp_path_factory.mktemp("formats")
-    return {ext: transcode(CARPHONE, root / f"carphone{ext}", codec, pix, 40)
-            for ext, (codec, pix) in FORMATS.items()}
+    return _other_formats(CARPHONE, tmp_path_factory.mktemp("real-formats"))

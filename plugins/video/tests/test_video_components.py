@@ -138,3 +138,30 @@ def test_frame_retrieval_scores() -> None:
     assert bad["frame_retrieval_recall@1"] < 0.6
     with pytest.raises(polyjepa.DataError):
         ev(polyjepa.EvalContext(rng.normal(size=(10, 4))))
+
+
+@pytest.mark.parametrize(("overrides", "hint"), [
+    ({"encoder.depht": 3}, r"encoder\.depht: .*Did you mean 'depth'"),
+    ({"encoder.tubelett": 2}, r"encoder\.tubelett: .*'tubelet'"),
+    ({"dataset.frmes": 8}, r"dataset\.frmes: .*'frames'"),
+    ({"masker.name": "video.short_range", "masker.num_block": 4},
+     r"masker\.num_block: .*'num_blocks'"),
+])
+def test_misspelt_keys_are_config_errors(overrides: dict, hint: str) -> None:
+    with pytest.raises(polyjepa.ConfigError, match=hint):
+        polyjepa.resolve_config("video", overrides=overrides)
+
+
+def test_recipe_and_quality_keys_are_factory_arguments() -> None:
+    from polyjepa_video.quality import arrow_task
+
+    task = arrow_task(["a.mp4"], steps=7)
+    cfg = polyjepa.resolve_config("video", overrides=task.overrides)
+    assert cfg["train"]["rankme_every"] == 0 and cfg["dataset"]["clip_step"] == 1
+    for name in ("video.short_range", "video.long_range"):
+        cfg = polyjepa.resolve_config("video", overrides={"masker.name": name,
+                                                          "masker.temporal_scale": [0.5, 1.0],
+                                                          "masker.min_context": 2})
+        masker = polyjepa.create_masker(name, **{k: v for k, v in cfg["masker"].items()
+                                                 if k != "name"})
+        assert masker.temporal_scale == (0.5, 1.0) and masker.min_context == 2

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from polyjepa import ConfigError, DataError
+from polyjepa import ConfigError, DataError, warn
 
 from .io import Cloud, kitti_label_file, list_files, load_clouds, read_cloud
 from .pillars import FEATURES, GROUND_METHODS, crop, ground_heights, pillarize, voxel_downsample
@@ -26,6 +26,8 @@ from .pillars import FEATURES, GROUND_METHODS, crop, ground_heights, pillarize, 
 # ground-like classes, left out when a scene label is the dominant class: ASPRS ground (2)
 # and SemanticKITTI road, parking, sidewalk, other-ground, lane marking, terrain
 GROUND_CLASSES = (2, 40, 44, 48, 49, 60, 72)
+# fewer tiled windows than this in a data set draw a warning: too few samples to learn from
+MIN_WINDOWS = 16
 
 
 def _pair(value: Any, name: str) -> tuple[float, float] | None:
@@ -70,27 +72,67 @@ def _cached_read(path: Path, cache_dir: Path | None) -> Cloud:
     return cloud
 
 
+def _robust_ends(v: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest values of ``v`` that are not far outliers: those within a
+    quarter of the 1st-99th percentile span beyond either percentile."""
+    p1, p99 = np.percentile(v, [1, 99])
+    margin = 0.25 * (p99 - p1)
+    kept = v[(v >= p1 - margin) & (v <= p99 + margin)]
+    return float(kept.min()), float(kept.max())
+
+
 def _tiles(cloud: Cloud, tile: float, stride: float) -> list[tuple[float, float, int]]:
-    """Lower-left corners of square windows over the cloud, with a block id for splits."""
-    lo = cloud.points[:, :2].min(axis=0)
-    hi = cloud.points[:, :2].max(axis=0)
-    out = []
-    nx = max(1, int(np.ceil((hi[0] - lo[0] - tile) / stride - 1e-6)) + 1)
-    ny = max(1, int(np.ceil((hi[1] - lo[1] - tile) / stride - 1e-6)) + 1)
+    """Lower-left corners of the square windows over the cloud that hold points, with a
+    block id for splits.
+
+    Windows start every ``stride`` from the lower corner of the data and cover its
+    extent (far outliers aside, so that they neither shift nor stretch the windows over
+    the data), in row-major order. Only windows that some point falls in are listed: a
+    far outlier adds the few windows it lies in, not the empty space up to it.
+    """
+    xy = np.asarray(cloud.points[:, :2], np.float64)
+    none = np.iinfo(np.int64).min
+    # along each axis, the windows [lo + i * stride, lo + i * stride + tile) holding a
+    # point are among i = floor(offset / stride) - r, r = 0 .. ceil(tile / stride)
+    reach = int(np.ceil(tile / stride)) + 1
+    lo, member = [], []
+    for k in (0, 1):
+        v = xy[:, k]
+        low, high = _robust_ends(v)
+        last = max(0, int(np.ceil((high - low - tile) / stride - 1e-6)))
+        idx = np.floor((v - low) / stride).astype(np.int64)[:, None] - np.arange(reach)
+        x0 = low + idx * stride
+        inside = (v[:, None] >= x0) & (v[:, None] < x0 + tile)
+        outlier = ((v < low) | (v > high))[:, None]
+        inside &= outlier | ((idx >= 0) & (idx <= last))
+        lo.append(low)
+        member.append(np.where(inside, idx, none))
+    rows = np.unique(np.concatenate(member, axis=1), axis=0)  # distinct membership patterns
+    ix, iy = np.broadcast_arrays(rows[:, :reach, None], rows[:, None, reach:])
+    pairs = np.unique(np.stack([ix, iy], axis=-1)[(ix != none) & (iy != none)], axis=0)
     block = max(1, round(2 * tile / stride))
-    for i in range(nx):
-        for j in range(ny):
-            bid = (i // block) * 100_000 + (j // block)
-            out.append((float(lo[0] + i * stride), float(lo[1] + j * stride), bid))
+    out = []
+    for i, j in pairs.tolist():
+        bid = (i // block) * 100_000 + (j // block)
+        out.append((float(lo[0] + i * stride), float(lo[1] + j * stride), bid))
     return out
 
 
 def _auto_tile(cloud: Cloud, grid: tuple[int, int], points_per_pillar: float = 6.0) -> float:
-    lo = cloud.points[:, :2].min(axis=0)
-    hi = cloud.points[:, :2].max(axis=0)
-    area = float(np.prod(np.maximum(hi - lo, 1e-6)))
-    pillar = float(np.sqrt(points_per_pillar * area / max(len(cloud), 1)))
-    return pillar * max(grid)
+    """A window size giving about ``points_per_pillar`` points per pillar.
+
+    The point density is that of the data's extent with far outliers left out (see
+    :func:`_robust_ends`), so a few stray returns kilometres away do not stretch the
+    area and blow the windows up.
+    """
+    xy = np.asarray(cloud.points[:, :2], np.float64)
+    ends = [_robust_ends(xy[:, k]) for k in (0, 1)]
+    inside = np.ones(len(xy), bool)
+    for k, (low, high) in enumerate(ends):
+        inside &= (xy[:, k] >= low) & (xy[:, k] <= high)
+    area = float(np.prod([max(high - low, 1e-6) for low, high in ends]))
+    density = max(int(inside.sum()), 1) / area
+    return float(np.sqrt(points_per_pillar / density)) * max(grid)
 
 
 class LidarDataset(torch.utils.data.Dataset):
@@ -109,7 +151,8 @@ class LidarDataset(torch.utils.data.Dataset):
             reproducible), ``"open3d"`` (open3d ``segment_plane``), ``"min"`` or ``"none"``.
         tile: split each cloud into square windows of this size (airborne LAS);
             ``"auto"`` (the default for LAS/LAZ files) sizes windows for about six points
-            per pillar. ``tile_stride`` defaults to ``tile`` (no overlap).
+            per pillar, far outliers aside. ``tile_stride`` defaults to ``tile`` (no
+            overlap). Fewer than ``MIN_WINDOWS`` windows draw a warning.
         min_pillars: drop samples with fewer occupied pillars.
         scan_block: consecutive scans of a folder (a sequence) share a ``group`` in
             blocks of this many, so that probes split by group do not test on the
@@ -123,7 +166,7 @@ class LidarDataset(torch.utils.data.Dataset):
         state: saved by a run (normalisation statistics, box, grid) and reused on new data.
     """
 
-    def __init__(self, data: Any = None, grid: Any = 32, x_range: Any = None,
+    def __init__(self, data: Any = None, grid: Any = (32, 32), x_range: Any = None,
                  y_range: Any = None, z_range: Any = None, voxel_size: float | None = None,
                  ground: str = "plane", tile: Any = None, tile_stride: float | None = None,
                  min_pillars: int = 8, scan_block: int = 1, scene_label: str = "auto",
@@ -240,6 +283,11 @@ class LidarDataset(torch.utils.data.Dataset):
             raise DataError(f"{self.source}: no scan or tile has at least {min_pillars} "
                             f"occupied pillars inside the BEV box (x {xr}, y {yr}, tile "
                             f"{tile_used}); check the ranges or the file")
+        if tile is not None and len(feats) < MIN_WINDOWS:
+            warn(f"{self.source}: only {len(feats)} window(s) of {tile_used:.4g} x "
+                 f"{tile_used:.4g} (dataset.tile={tile!r}, grid "
+                 f"{self.grid[0]}x{self.grid[1]}), too few to train or probe on; "
+                 f"set a smaller dataset.tile or dataset.grid")
         x = np.stack(feats)
         self.valid = torch.as_tensor(np.stack(valid).reshape(len(feats), -1))
         if normalize:
@@ -301,17 +349,28 @@ class LidarDataset(torch.utils.data.Dataset):
         return item
 
 
-def points_dataset(data: Any = None, **kwargs: Any) -> LidarDataset:
-    """Factory for ``lidar.points``: any point-cloud files, or simulated scenes for ``None``."""
-    return LidarDataset(data, **kwargs)
+points_dataset = LidarDataset
+"""Factory for ``lidar.points``: any point-cloud files, or simulated scenes for ``None``.
+(The class itself, so that the config check sees every argument it takes.)"""
 
 
 def simulated_dataset(data: Any = None, n_scenes: int = 64, sim_seed: int = 0,
                       extent: float = 32.0, beams: int = 16, azimuths: int = 512,
-                      **kwargs: Any) -> LidarDataset:
-    """Factory for ``lidar.simulated``: ray-cast SIMULATED scenes (``data`` must be None)."""
+                      grid: Any = (32, 32), x_range: Any = None, y_range: Any = None,
+                      z_range: Any = None, voxel_size: float | None = None,
+                      ground: str = "plane", min_pillars: int = 8, scene_label: str = "auto",
+                      normalize: bool = True, simulate: dict[str, Any] | None = None,
+                      state: dict[str, Any] | None = None, seed: int = 0) -> LidarDataset:
+    """Factory for ``lidar.simulated``: ray-cast SIMULATED scenes (``data`` must be None).
+
+    ``simulate`` passes further simulator arguments (``elevation``, ``sensor_height``);
+    the rest are :class:`LidarDataset`'s.
+    """
     if data is not None:
         raise DataError("lidar.simulated generates its scenes; use lidar.points for files")
     sim = {"n_scenes": n_scenes, "seed": sim_seed, "extent": extent, "beams": beams,
-           "azimuths": azimuths, **(kwargs.pop("simulate", None) or {})}
-    return LidarDataset(None, simulate=sim, **kwargs)
+           "azimuths": azimuths, **(simulate or {})}
+    return LidarDataset(None, grid=grid, x_range=x_range, y_range=y_range, z_range=z_range,
+                        voxel_size=voxel_size, ground=ground, min_pillars=min_pillars,
+                        scene_label=scene_label, normalize=normalize, simulate=sim,
+                        state=state, seed=seed)

@@ -23,7 +23,7 @@ class PillarEncoder(TokenEncoder):
 
     def __init__(self, in_feats: int = len(FEATURES), embed_dim: int = 192, depth: int = 6,
                  num_heads: int = 6, mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 hidden: int | None = None, **_: Any):
+                 hidden: int | None = None):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.in_feats = int(in_feats)
         hidden = int(hidden or embed_dim)

@@ -32,7 +32,7 @@ def polyjepa_register_evaluators(register: Register) -> None:
 
 @hookimpl
 def polyjepa_register_datasets(register: Register) -> None:
-    register("lidar.points", "polyjepa_lidar.dataset:points_dataset",
+    register("lidar.points", "polyjepa_lidar.dataset:LidarDataset",
              description="KITTI .bin, PCD, PLY, LAS/LAZ, .npy/.npz scans as BEV pillar grids "
                          "(None: simulated scenes)")
     register("lidar.simulated", "polyjepa_lidar.dataset:simulated_dataset",

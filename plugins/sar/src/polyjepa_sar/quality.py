@@ -44,8 +44,7 @@ def chips_task(steps: int = 100, recipe: str = "sar") -> pj.QualityTask:
                    "encoder.embed_dim": 64, "encoder.depth": 3, "encoder.num_heads": 4,
                    "predictor.dim": 32, "predictor.depth": 2, "predictor.num_heads": 2,
                    "train.batch_size": 32, "train.lr": 1e-3, "train.warmup_steps": 10,
-                   # RankMe while training only at the end of each run length
-                   "train.rankme_every": steps, "train.rankme_samples": 256})
+                   "train.rankme_every": 0, "train.rankme_samples": 256})
 
 
 def demo_task() -> pj.QualityTask:

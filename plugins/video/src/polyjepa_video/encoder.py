@@ -21,7 +21,7 @@ class TubeletEncoder(polyjepa.TokenEncoder):
 
     def __init__(self, in_chans: int = 3, patch_size: int = 16, tubelet: int = 2,
                  embed_dim: int = 192, depth: int = 6, num_heads: int = 6,
-                 mlp_ratio: float = 4.0, drop_path: float = 0.0, **_: Any):
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.in_chans, self.patch_size, self.tubelet = int(in_chans), int(patch_size), int(tubelet)
         kernel = (self.tubelet, self.patch_size, self.patch_size)

@@ -156,15 +156,23 @@ class BlockUnionMasker:
 
 
 def short_range(num_blocks: int = 8, spatial_scale: tuple[float, float] = (0.15, 0.15),
-                **kwargs: object) -> BlockUnionMasker:
+                aspect: tuple[float, float] = (0.75, 1.5),
+                temporal_scale: tuple[float, float] = (1.0, 1.0), num_targets: int = 1,
+                min_context: int = 4) -> BlockUnionMasker:
     """V-JEPA's short-range mask: 8 blocks of scale 0.15 spanning the clip in time."""
-    return BlockUnionMasker(num_blocks=num_blocks, spatial_scale=spatial_scale, **kwargs)
+    return BlockUnionMasker(num_blocks=num_blocks, spatial_scale=spatial_scale, aspect=aspect,
+                            temporal_scale=temporal_scale, num_targets=num_targets,
+                            min_context=min_context)
 
 
 def long_range(num_blocks: int = 2, spatial_scale: tuple[float, float] = (0.7, 0.7),
-               **kwargs: object) -> BlockUnionMasker:
+               aspect: tuple[float, float] = (0.75, 1.5),
+               temporal_scale: tuple[float, float] = (1.0, 1.0), num_targets: int = 1,
+               min_context: int = 4) -> BlockUnionMasker:
     """V-JEPA's long-range mask: 2 blocks of scale 0.7 spanning the clip in time."""
-    return BlockUnionMasker(num_blocks=num_blocks, spatial_scale=spatial_scale, **kwargs)
+    return BlockUnionMasker(num_blocks=num_blocks, spatial_scale=spatial_scale, aspect=aspect,
+                            temporal_scale=temporal_scale, num_targets=num_targets,
+                            min_context=min_context)
 
 
 class MultiMask:
