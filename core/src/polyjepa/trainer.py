@@ -52,6 +52,7 @@ from .plugins import loaded_plugin_modules
 from .runlock import RunLock
 from .schedules import cosine_ramp, learning_rate, linear_ramp
 from .tokens import batch_valid, pool_tokens
+from .validation import check_config
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -466,8 +467,10 @@ def train(config: dict[str, Any], out: str | Path, progress: bool = True,
     """Pre-train a JEPA described by a full config into the run folder ``out``.
 
     An existing run folder with the same config is resumed from its latest checkpoint;
-    one with a different config is left untouched and reported.
+    one with a different config is left untouched and reported. The config is checked
+    first (:func:`polyjepa.validation.check_config`), whichever way it was built.
     """
+    check_config(config)
     return Trainer(config, out, progress=progress, callbacks=callbacks).run()
 
 

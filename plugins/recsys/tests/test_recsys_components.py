@@ -19,8 +19,8 @@ def test_item_tower_contract(item_ds):
     assert enc.grid(batch) == (len(item_ds.state["fields"]),)
 
 
-def test_sequence_encoder_contract(ml100k):
-    ds = pj.create_dataset("recsys.sequences", str(ml100k), max_len=12)
+def test_sequence_encoder_contract(atomic):
+    ds = pj.create_dataset("recsys.sequences", str(atomic.path), max_len=12)
     batch = _batch(ds)
     batch["valid"][0, :5] = False  # a shorter history
     testing.check_encoder("recsys.sequence", batch, embed_dim=16, depth=1, num_heads=2,
@@ -96,7 +96,7 @@ def test_rank_metrics_hand_computed():
     assert m["mrr"] == pytest.approx(1 / 3)
 
 
-def test_next_item_evaluator_on_item_embeddings(item_ds):
+def test_next_item_evaluator_on_item_embeddings(item_ds, atomic):
     from polyjepa_recsys.evaluators import NextItem
 
     # embeddings that put each item close to items co-watched with it: SVD of co-occurrence
@@ -116,7 +116,7 @@ def test_next_item_evaluator_on_item_embeddings(item_ds):
         assert np.isfinite(res_good[key])
     assert res_good["recall@10"] > res_rand["recall@10"]
     assert res_good["pop_recall@10"] > res_rand["recall@10"]
-    assert res_good["n_users"] == 943
+    assert res_good["n_users"] == atomic.n_users
     # scoring users a few at a time gives the same numbers as scoring them all at once
     chunked = NextItem(chunk=100, baselines=["popularity", "itemknn"])(
         pj.EvalContext(good, dataset=item_ds))
@@ -166,7 +166,8 @@ def test_cosine_scoring_matches_itemknn_and_centres_once(item_ds):
         history_profile(cols, split.histories, centre=False), cols, centre=False),
         split.targets, split.histories))
     assert plain["recall@10"] == pytest.approx(ref["recall@10"], abs=0.005)
-    assert plain["recall@10"] > 0.05  # well above chance (about 10 / 1682)
+    chance = 10 / split.n_items
+    assert plain["recall@10"] > max(0.05, 3 * chance)  # well above chance
     ev = pj.create_evaluator("recsys.next_item", ks=[10], baselines=[], centre=False)
     assert ev(pj.EvalContext(cols, dataset=item_ds))["recall@10"] == pytest.approx(
         plain["recall@10"])
@@ -176,7 +177,7 @@ def test_cosine_scoring_matches_itemknn_and_centres_once(item_ds):
     ev = pj.create_evaluator("recsys.next_item", ks=[10], baselines=[])  # centre=True
     assert ev(pj.EvalContext(cols, dataset=item_ds))["recall@10"] == pytest.approx(
         once["recall@10"])
-    assert once["recall@10"] > 0.05
+    assert once["recall@10"] > max(0.05, 3 * chance)
     twice = rank_metrics(ranks(embedding_scores(history_profile(cols, split.histories), cols),
                                split.targets, split.histories))
     assert twice["recall@10"] < 0.5 * once["recall@10"]
@@ -193,10 +194,10 @@ def test_random_item_tower_is_not_dominated_by_one_field(item_ds):
     assert pj.effective_rank(emb) > 10
 
 
-def test_next_item_for_a_sequence_encoder(ml100k):
+def test_next_item_for_a_sequence_encoder(atomic):
     from polyjepa_recsys.evaluators import NextItem, latest_embeddings
 
-    ds = pj.create_dataset("recsys.sequences", str(ml100k), max_len=8, popularity=False)
+    ds = pj.create_dataset("recsys.sequences", str(atomic.path), max_len=8, popularity=False)
     torch.manual_seed(0)
     enc = pj.create_encoder("recsys.sequence", embed_dim=16, depth=1, num_heads=2,
                             **ds.encoder_hints).eval()
@@ -204,7 +205,7 @@ def test_next_item_for_a_sequence_encoder(ml100k):
     ctx = pj.EvalContext(emb, encoder=enc, dataset=ds, extra={"batch_size": 512})
     latest = NextItem(ks=(10,), baselines=())(ctx)
     mean = NextItem(ks=(10,), baselines=(), user="mean")(ctx)
-    assert latest["n_users"] == mean["n_users"] == 943
+    assert latest["n_users"] == mean["n_users"] == atomic.n_users
     assert np.isfinite(latest["recall@10"]) and latest["mrr"] != mean["mrr"]
     # the latest position is the output of the full history at the last slot
     z = latest_embeddings(enc, ds, 512)

@@ -46,3 +46,28 @@ def tables(tmp_path_factory):
     pq = root / "wine.parquet"
     frame.to_parquet(pq, index=False)
     return {"csv": csv, "parquet": pq, "frame": frame, "root": root}
+
+
+@pytest.fixture(scope="session")
+def odd_tables(tmp_path_factory):
+    """CSV files whose layout once broke training: a text column first (``color,v1,...``)
+    and a numeric column holding one stray word (``abc`` in row 5, on line 7), both made
+    from the real wine table; ``both.csv`` has the two at once."""
+    root = tmp_path_factory.mktemp("odd")
+    frame = messy_frame("wine").drop(columns=["band"])
+    feats = [c for c in frame.columns if c != "label"][:5]
+    hue = frame["hue"]
+    color = np.where(hue > hue.median(), "red", np.where(hue > hue.quantile(0.2), "green",
+                                                         "blue"))
+    text_first = frame[[*feats, "label"]].copy()
+    text_first.insert(0, "color", color)
+    text_first.to_csv(root / "text_first.csv", index=False)
+    stray = frame[[*feats, "label"]].copy()
+    stray[feats[0]] = stray[feats[0]].astype(object)
+    stray.loc[5, feats[0]] = "abc"
+    stray.to_csv(root / "stray.csv", index=False)
+    both = stray.copy()
+    both.insert(0, "color", color)
+    both.to_csv(root / "both.csv", index=False)
+    return {"root": root, "text_first": root / "text_first.csv", "stray": root / "stray.csv",
+            "both": root / "both.csv", "stray_column": feats[0], "n": len(frame)}

@@ -59,6 +59,30 @@ def test_encoder_tokens(tables):
         enc.grid({"x": torch.zeros(2, 5)})
 
 
+@pytest.mark.parametrize("cards", [[4, 0, 0], [0, 3, 0, 5, 0], [2, 3], [0, 0, 6]])
+def test_categorical_columns_anywhere(cards):
+    """Numeric features after the last categorical one used to look up a row past the end
+    of the category table (IndexError); every order of kinds must encode."""
+    torch.manual_seed(0)
+    enc = create_encoder("tabular.transformer", n_features=len(cards), cardinalities=cards,
+                         embed_dim=8, depth=1, num_heads=2).eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, len(cards), generator=gen)
+    for j, c in enumerate(cards):
+        if c:
+            x[:, j] = torch.randint(0, c, (5,), generator=gen).float()
+    tok = enc.tokenize({"x": x})
+    assert tok.shape == (5, len(cards), 8) and torch.isfinite(tok).all()
+    # a numeric token is its own linear map of the value, whatever sits in the table
+    for j in (i for i, c in enumerate(cards) if not c):
+        expected = x[:, j, None] * enc.num_weight[j] + enc.num_bias[j] + enc.feature_embed[j]
+        assert torch.allclose(tok[:, j], expected)
+    # a categorical token is its own row of the table
+    j = next(i for i, c in enumerate(cards) if c)
+    row = x[0, j].long() + sum(cards[:j])
+    assert torch.allclose(tok[0, j], enc.cat_embed.weight[row] + enc.feature_embed[j])
+
+
 def test_reg_tokens_take_part_and_are_dropped(tables):
     ds, batch = _batch(tables)
     torch.manual_seed(0)
@@ -138,6 +162,20 @@ def test_recipe():
     cfg = testing.check_recipe("tabular")
     assert cfg["demo"]["kind"] == "real"
     assert cfg["masker"]["name"] == "tabular.feature_subsets"
+
+
+@pytest.mark.parametrize("dataset, key, meant", [
+    ("tabular.table", "encoder.depht", "depth"),
+    ("tabular.table", "encoder.reg_token", "reg_tokens"),
+    ("tabular.table", "dataset.catgorical", "categorical"),
+    ("tabular.sklearn", "dataset.max_categores", "max_categories"),
+])
+def test_misspelt_keys_are_config_errors(dataset, key, meant):
+    """The factories take no catch-all, so a misspelt setting is named, not ignored."""
+    from polyjepa import ConfigError, resolve_config
+
+    with pytest.raises(ConfigError, match=rf"{key}.*Did you mean .*{meant}"):
+        resolve_config("tabular", data="wine", overrides={"dataset.name": dataset, key: 3})
 
 
 def test_downstream_regression_baselines_on_real_table():

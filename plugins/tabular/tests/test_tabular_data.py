@@ -187,3 +187,116 @@ def test_array_input():
         warnings.simplefilter("error")
         ds = create_dataset("tabular.table", x)
     assert ds.x.shape == (30, 5) and bool(ds.missing[3, 2]) and "y" not in ds[0]
+
+
+def test_text_first_column_is_categorical(odd_tables):
+    ds = create_dataset("tabular.table", str(odd_tables["text_first"]), target="label")
+    kinds = [f["kind"] for f in ds.state["features"]]
+    assert kinds == ["categorical"] + ["numeric"] * 5
+    assert ds.cardinalities == [4, 0, 0, 0, 0, 0]  # blue, green, red + unknown
+    assert set(ds.x[:, 0].tolist()) == {1.0, 2.0, 3.0}
+
+
+def test_stray_word_in_numeric_column(odd_tables):
+    """One ``abc`` among numbers: the column stays numeric, that entry is missing, and the
+    reader says which file, column and line, and how many entries were not numbers."""
+    col = odd_tables["stray_column"]
+    with pytest.warns(UserWarning, match=rf"stray\.csv: column '{col}': 1 of \d+ entries "
+                                         r"are not numbers \(first 'abc' on line 7\)"):
+        ds = create_dataset("tabular.table", str(odd_tables["stray"]), target="label")
+    feat = ds.state["features"][0]
+    assert feat["name"] == col and feat["kind"] == "numeric"
+    assert ds.cardinalities == [0] * 5
+    assert bool(ds.missing[5, 0]) and float(ds.x[5, 0]) == 0.0
+    # the statistics ignore the stray entry: the other values are standardised
+    vals = ds.x[~ds.missing[:, 0], 0].numpy()
+    assert abs(vals.mean()) < 1e-4 and abs(vals.std() - 1) < 1e-3
+    # the user can keep such a column as categories
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cat = create_dataset("tabular.table", str(odd_tables["stray"]), target="label",
+                             categorical=[col])
+    assert cat.state["features"][0]["kind"] == "categorical"
+
+
+def test_stray_words_in_memory_and_at_reuse(tmp_path):
+    rng = np.random.default_rng(0)
+    values = list(np.round(rng.normal(size=40), 3))
+    mixed = pd.DataFrame({"a": [*values[:39], "n/a?"], "t": [0, 1] * 20})
+    with pytest.warns(UserWarning, match=r"<DataFrame>: column 'a': 1 of 40 .* row 39"):
+        ds = create_dataset("tabular.table", mixed, target="t")
+    assert ds.state["features"][0]["kind"] == "numeric" and bool(ds.missing[39, 0])
+    # a text column of number-like codes from a typed source stays categorical
+    codes = pd.DataFrame({"zip": pd.Series([f"{i % 7:05d}" for i in range(40)], dtype=str),
+                          "t": [0, 1] * 20})
+    assert create_dataset("tabular.table", codes, target="t").cardinalities == [8]
+    # mostly text in a CSV: categorical, no warning
+    text = tmp_path / "text.csv"
+    text.write_text("a,b\n" + "".join(f"{'xyz'[i % 3] if i % 4 else i},{i}\n"
+                                      for i in range(40)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert create_dataset("tabular.table", str(text)).cardinalities == [14, 0]
+    # a run's numeric column meeting a stray word at evaluation: missing, with a warning
+    new = tmp_path / "new.csv"
+    new.write_text("a,t\n" + "".join(f"{v},0\n" for v in values[:30]) + "oops,1\n")
+    with pytest.warns(UserWarning, match=r"new\.csv: column 'a': 1 of 31 .*line 32"):
+        again = create_dataset("tabular.table", str(new), target="t", state=ds.state)
+    assert bool(again.missing[30, 0]) and not bool(again.missing[:30, 0].any())
+    # a regression target has no missing value: a word there is an error with its line
+    reg = tmp_path / "reg.csv"
+    reg.write_text("a,y\n" + "".join(f"{i},{i * 0.37:.2f}\n" for i in range(40)) + "1,bad\n")
+    with pytest.raises(DataError, match=r"reg\.csv: column 'y' .* line 42 holds 'bad'"):
+        create_dataset("tabular.table", str(reg), target="y", task="regression")
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("short.csv", "a,b,c\n1,2,3\n4,5\n7,8,9\n", "line 3 has 2 fields, the header has 3"),
+    ("long.csv", "a,b,c\n1,2,3\n4,5,6,7\n7,8,9\n", "line 3 has 4 fields, the header has 3"),
+    # every row one longer: pandas would take the first column as the row index
+    ("shifted.csv", "a,b,c\n1,2,3,4\n4,5,6,7\n", "line 2 has 4 fields"),
+    # cut off at the end, after a blank line and a value with a line break in quotes
+    ("cut.csv", 'a,b,c\n1,"two\nlines",3\n\n4,5,6\n7,8', "line 6 has 2 fields"),
+    ("tab.tsv", "a\tb\n1\t2\n3\n", "line 3 has 1 fields, the header has 2"),
+])
+def test_ragged_rows_name_file_and_line(tmp_path, name, text, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"{name.replace('.', '[.]')}: {problem}"):
+        create_dataset("tabular.table", str(path))
+
+
+def test_ragged_rows_in_compressed_csv(tmp_path):
+    import gzip
+
+    path = tmp_path / "t.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("a,b\n1,2\n3,4\n5\n")
+    with pytest.raises(DataError, match=r"t\.csv\.gz: line 4 has 1 fields"):
+        create_dataset("tabular.table", str(path))
+    # blank lines and quoted separators are not ragged rows
+    ok = tmp_path / "ok.csv"
+    ok.write_text('a,b,c\n1,"x, y",3\n\n  \n4,z,6\n')
+    ds = create_dataset("tabular.table", str(ok))
+    assert len(ds) == 2 and ds.cardinalities == [0, 3, 0]
+
+
+def test_duplicate_column_names(tmp_path):
+    csv = tmp_path / "dup.csv"
+    csv.write_text("a,b,a,c,b\n1,2,3,4,5\n6,7,8,9,0\n")
+    with pytest.raises(DataError, match=r"dup\.csv: duplicate column names \['a', 'b'\]"):
+        create_dataset("tabular.table", str(csv))
+    # a separator pandas reads as a regular expression: the header is still checked
+    with pytest.raises(DataError, match=r"dup\.csv: duplicate column names"):
+        create_dataset("tabular.table", str(csv), sep=r"\s*,\s*")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pqt = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array([5, 6])],
+                            names=["x", "x", "y"]), pqt)
+    with pytest.raises(DataError, match=r"dup\.parquet: duplicate column names \['x'\]"):
+        create_dataset("tabular.table", str(pqt))
+    frame = pd.DataFrame([[1, 2], [3, 4]], columns=["a", "a"])
+    with pytest.raises(DataError, match=r"<DataFrame>: duplicate column names \['a'\]"):
+        create_dataset("tabular.table", frame)

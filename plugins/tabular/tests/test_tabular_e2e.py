@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -119,3 +120,34 @@ def test_demo_compares_pretrained_random_init_and_baselines(tmp_path):
     summary = (tmp_path / "demo" / "quality.md").read_text()
     assert "| breast_cancer | real | accuracy (MLP) | 3 |" in summary
     assert (tmp_path / "demo" / "quality.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("which", ["text_first", "stray"])
+def test_pretrain_on_text_first_and_stray_word_tables(odd_tables, tmp_path, which):
+    """``color,v1,...`` (a text column first) and a numeric column with one ``abc`` entry
+    train, evaluate and embed like any other table."""
+    with warnings.catch_warnings():
+        # the stray word's warning is tested with the reader
+        warnings.filterwarnings("ignore", message=".*are not numbers")
+        run = testing.tiny_train("tabular", str(odd_tables[which]), tmp_path / which,
+                                 steps=3, overrides=TINY)
+        assert run.complete
+        features = run.config["dataset_state"]["features"]
+        if which == "text_first":
+            assert features[0]["name"] == "color" and features[0]["kind"] == "categorical"
+        else:
+            assert [f["kind"] for f in features] == ["numeric"] * 5
+        metrics = pj.evaluate(run, evaluators=["rankme", "linear_probe"], save=False)
+        assert np.isfinite(metrics["linear_probe_acc"])
+        assert pj.embed(run).shape == (odd_tables["n"], 16)
+
+
+def test_cli_on_text_first_table_with_stray_word(odd_tables, tmp_path):
+    out = tmp_path / "cli"
+    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    proc = _cli("pretrain", "tabular", "--data", str(odd_tables["both"]), "--out", str(out),
+                "--steps", "2", "--batch-size", "8", "--set", "train.precision=fp32",
+                "--set", "train.warmup_steps=1", *sets, "--no-progress")
+    assert "both.csv: column" in proc.stderr and "1 of" in proc.stderr
+    features = pj.Run(out).config["dataset_state"]["features"]
+    assert [f["kind"] for f in features] == ["categorical"] + ["numeric"] * 5

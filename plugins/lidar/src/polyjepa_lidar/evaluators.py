@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from polyjepa import DataError, EvalContext, split_indices
+from polyjepa import warn as _warn
 
 
 def pillar_embeddings(encoder: Any, dataset: Any, batch_size: int = 16, device: str = "cpu"
@@ -144,8 +144,7 @@ class PillarProbe:
             raise DataError("lidar.pillar_probe needs the encoder and the dataset")
         if getattr(ctx.dataset, "pillar_labels", None) is None and \
                 "pillar_labels" not in ctx.dataset[0]:
-            warnings.warn("lidar.pillar_probe skipped: the points carry no classes",
-                          stacklevel=2)
+            _warn("lidar.pillar_probe skipped: the points carry no classes")
             return {}
         device = str(ctx.extra.get("device", "cpu"))
         arr = pillar_embeddings(ctx.encoder, ctx.dataset, self.batch_size, device)
@@ -211,6 +210,5 @@ class SceneProbe:
             m = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(x[tr], comp[tr])
             out["scene_composition_r2"] = float(r2_score(comp[te], m.predict(x[te])))
         if not out:
-            warnings.warn("lidar.scene_probe skipped: no scene labels or point classes",
-                          stacklevel=2)
+            _warn("lidar.scene_probe skipped: no scene labels or point classes")
         return out

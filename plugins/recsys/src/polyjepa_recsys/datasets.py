@@ -297,13 +297,21 @@ class ItemDataset(torch.utils.data.Dataset):
     """Samples are catalogue items: ``x [n_fields, W]`` feature codes, ``valid [n_fields]``.
 
     ``group`` is the item's index in the catalogue. Evaluation uses the users' histories.
+    The arguments after ``state`` are :class:`RecsysData`'s (see the module docstring).
     """
 
     kind = "items"
 
     def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
-                 **kwargs: Any):
-        self.data = RecsysData(data, state=state, **kwargs)
+                 items: str | None = None, min_rating: float | None = None,
+                 id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
+                 popularity: bool = True, item_features: list[str] | None = None,
+                 audience: int = 0, user_buckets: int = 4096):
+        self.data = RecsysData(data, state=state, items=items, min_rating=min_rating,
+                               id_buckets=id_buckets, max_values=max_values,
+                               max_vocab=max_vocab, popularity=popularity,
+                               item_features=item_features, audience=audience,
+                               user_buckets=user_buckets)
         self.split = self.data.split
         self.state = self.data.state
         self.source = self.data.source
@@ -332,8 +340,16 @@ class SequenceDataset(torch.utils.data.Dataset):
     kind = "sequences"
 
     def __init__(self, data: Any = None, state: dict[str, Any] | None = None,
-                 max_len: int = 50, min_history: int = 3, **kwargs: Any):
-        self.data = RecsysData(data, state=state, **kwargs)
+                 max_len: int = 50, min_history: int = 3,
+                 items: str | None = None, min_rating: float | None = None,
+                 id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
+                 popularity: bool = True, item_features: list[str] | None = None,
+                 audience: int = 0, user_buckets: int = 4096):
+        self.data = RecsysData(data, state=state, items=items, min_rating=min_rating,
+                               id_buckets=id_buckets, max_values=max_values,
+                               max_vocab=max_vocab, popularity=popularity,
+                               item_features=item_features, audience=audience,
+                               user_buckets=user_buckets)
         split = self.data.split
         keep = [u for u, h in enumerate(split.histories) if len(h) >= int(min_history)]
         if not keep:
@@ -372,11 +388,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         return self._gather(seq)
 
 
-def items(data: Any = None, **kwargs: Any) -> ItemDataset:
-    """Item catalogue dataset (factory registered as ``recsys.items``)."""
-    return ItemDataset(data, **kwargs)
-
-
-def sequences(data: Any = None, **kwargs: Any) -> SequenceDataset:
-    """User history dataset (factory registered as ``recsys.sequences``)."""
-    return SequenceDataset(data, **kwargs)
+# the registered factories: the classes themselves, so that their arguments are checked
+# against a config's keys (a misspelt one is an error, not silently ignored)
+items = ItemDataset
+sequences = SequenceDataset

@@ -74,7 +74,7 @@ class ItemTower(TokenEncoder):
 
     def __init__(self, fields: list[dict[str, Any]] | None = None, embed_dim: int = 64,
                  depth: int = 2, num_heads: int = 4, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0, **_: Any):
+                 drop_path: float = 0.0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         fields = fields or DEFAULT_FIELDS
         self.n_fields = len(fields)
@@ -112,7 +112,7 @@ class SequenceEncoder(TokenEncoder):
 
     def __init__(self, fields: list[dict[str, Any]] | None = None, max_len: int = 50,
                  embed_dim: int = 64, depth: int = 2, num_heads: int = 4,
-                 mlp_ratio: float = 4.0, drop_path: float = 0.0, **_: Any):
+                 mlp_ratio: float = 4.0, drop_path: float = 0.0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         fields = fields or DEFAULT_FIELDS
         self.n_fields = len(fields)

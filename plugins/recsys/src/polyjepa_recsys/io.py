@@ -17,6 +17,7 @@ optional item feature frame whose columns are typed ``token`` (categorical),
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,11 @@ class RecData:
 
 def _read_table(path: Path, sep: str | None = None, header: Any = "infer",
                 names: list[str] | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """A delimited text or Parquet table, every value a string (or missing).
+
+    Text files are checked first (:func:`_row_lines`); the line number of every row is
+    kept in ``attrs["lines"]`` so that later messages about a row can name its line.
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -63,14 +69,96 @@ def _read_table(path: Path, sep: str | None = None, header: Any = "infer",
             return pd.read_parquet(path)
         if sep is None:
             sep = "\t" if path.suffix in (".tsv", ".inter", ".item", ".user", ".data") else ","
-        return pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
-                           encoding=encoding, engine="python" if len(sep) > 1 else "c",
-                           keep_default_na=False, na_values=[""])
+        lines = _row_lines(path, sep, len(names) if header is None and names else None,
+                           encoding)
+        df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
+                         encoding=encoding, engine="python" if len(sep) > 1 else "c",
+                         keep_default_na=False, na_values=[""])
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"{path}: cannot parse the table (corrupt or truncated?): "
                         f"{type(exc).__name__}: {exc}") from exc
+    if lines is not None and len(lines) == len(df):  # else the parsers disagree on rows
+        df.attrs["lines"] = lines
+        _check_last_line(path, df, lines)
+    return df
+
+
+def _row_lines(path: Path, sep: str, n_fields: int | None, encoding: str) -> np.ndarray:
+    """The line number of every data row, after checking that each row has as many fields
+    as the header (or ``n_fields`` for a file without one).
+
+    A row with too few or too many fields raises :class:`DataError` naming its line:
+    interaction logs and feature tables are machine-written with one shape per row, so a
+    ragged row is a line cut off by an interrupted download or copy, or a separator inside
+    a value. pandas would pad it with missing values (which then fail as a confusing
+    "missing rating" or an out-of-range date) or shift its values into other columns.
+    Blank lines are skipped, as pandas does.
+    """
+    import csv
+
+    def records(f: Any) -> Any:
+        if len(sep) == 1:  # quoting as pandas' C parser does it
+            reader = csv.reader(f, delimiter=sep)
+            start = 1
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        else:  # MovieLens' "::": a plain separator, no quoting
+            for i, text in enumerate(f, 1):
+                yield i, text.rstrip("\r\n").split(sep)
+
+    lines: list[int] = []
+    expected = n_fields
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        for start, row in records(f):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if expected is None:
+                expected = len(row)  # the header
+                continue
+            if len(row) != expected:
+                why = ("a truncated line: the file may have been cut off" if len(row) < expected
+                       else f"a {sep!r} inside a value?")
+                raise DataError(f"{path}: line {start} has {len(row)} fields, expected "
+                                f"{expected} ({why})")
+            lines.append(start)
+    return np.asarray(lines, dtype=np.int64)
+
+
+def _check_last_line(path: Path, df: pd.DataFrame, lines: np.ndarray) -> None:
+    """Refuse a last line cut off inside its last field.
+
+    Such a line has every field, so only two things betray it: the file does not end
+    with a line break, and a column whose values all have the same width (epoch
+    timestamps, fixed-format dates) has a shorter one on that line (``881250`` for
+    ``881250949``). A file that merely lacks its final line break passes.
+    """
+    if len(df) < 3:
+        return
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        if f.read(1) in (b"\n", b"\r"):
+            return
+    last = df.iloc[-1]
+    for col in df.columns:
+        widths = df[col].iloc[:-1].dropna().str.len()
+        value = last[col]
+        if len(widths) < 2 or not isinstance(value, str) or widths.min() != widths.max():
+            continue
+        if len(value) < int(widths.iloc[0]):
+            raise DataError(f"{path}: line {int(lines[-1])}, the last, is cut off: it has "
+                            f"no line break and its {col} {value!r} is shorter than all "
+                            f"others ({int(widths.iloc[0])} characters)")
+
+
+def _where(obj: pd.DataFrame | pd.Series, row: int) -> str:
+    """Row ``row`` (0-based) of a table: its line in the file when known."""
+    lines = obj.attrs.get("lines")
+    if lines is not None and row < len(lines):
+        return f"line {int(lines[row])}"
+    return f"row {row + 1}"
 
 
 def _find(columns: list[str], wanted: tuple[str, ...]) -> str | None:
@@ -87,14 +175,50 @@ def _numeric(series: pd.Series, path: Path, what: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"{path}: {what} column holds a non-numeric value "
-                        f"{series.iloc[row]!r} (row {row + 1})")
+                        f"{series.iloc[row]!r} ({_where(series, row)})")
     arr = values.to_numpy(dtype=np.float64)
     if np.isnan(arr).any():
         row = int(np.flatnonzero(np.isnan(arr))[0])
-        raise DataError(f"{path}: {what} is missing in row {row + 1}")
+        raise DataError(f"{path}: {what} is missing on {_where(series, row)}")
     if not np.isfinite(arr).all():
-        raise DataError(f"{path}: {what} column holds infinite values")
+        row = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise DataError(f"{path}: {what} column holds infinite values ({_where(series, row)})")
     return arr
+
+
+def _timestamps(ts: pd.Series, path: Path, what: str) -> np.ndarray:
+    """Seconds since the epoch from numbers or dates (a column holds one or the other)."""
+    if pd.api.types.is_numeric_dtype(ts):
+        return _numeric(ts, path, what)
+    text = ts.notna().to_numpy()
+    number = pd.to_numeric(ts, errors="coerce").notna().to_numpy()
+    if (number | ~text).all():
+        return _numeric(ts, path, what)  # numbers, perhaps some missing
+    if number.any():
+        row = int(np.flatnonzero(text & ~number)[0])
+        raise DataError(f"{path}: {what} mixes numbers and text: {ts.iloc[row]!r} on "
+                        f"{_where(ts, row)}")
+    if not text.all():
+        raise DataError(f"{path}: {what} is missing on {_where(ts, int(np.argmin(text)))}")
+    try:
+        with warnings.catch_warnings():
+            # pandas notes when it parses dates one by one; the result is checked below
+            warnings.filterwarnings("ignore", "Could not infer format")
+            parsed = pd.to_datetime(ts, errors="coerce", utc=True)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: {what} is neither numeric nor a date: {exc}") from exc
+    bad = parsed.isna().to_numpy()
+    if bad.all():
+        raise DataError(f"{path}: {what} is neither numeric nor a date (e.g. {ts.iloc[0]!r} "
+                        f"on {_where(ts, 0)})")
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: {what} {ts.iloc[row]!r} on {_where(ts, row)} is neither "
+                        f"a number nor a date like the column's first "
+                        f"{ts.iloc[int(np.argmin(bad))]!r}")
+    # seconds since the epoch, whatever resolution pandas parsed the dates at
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(1, "s")
+    return np.asarray(seconds, dtype=np.float64)
 
 
 def _interactions(df: pd.DataFrame, path: Path, user: str | None = None,
@@ -113,27 +237,13 @@ def _interactions(df: pd.DataFrame, path: Path, user: str | None = None,
     for name in (user, item):
         if df[name].isna().any():
             row = int(np.flatnonzero(df[name].isna().to_numpy())[0])
-            raise DataError(f"{path}: column {name!r} is empty in row {row + 1} "
+            raise DataError(f"{path}: column {name!r} is empty on {_where(df, row)} "
                             f"(truncated file?)")
     out = pd.DataFrame({"user": df[user].astype(str).str.strip(),
                         "item": df[item].astype(str).str.strip()})
     out["rating"] = _numeric(df[rating], path, f"rating ({rating!r})") if rating else 1.0
     if timestamp:
-        ts = df[timestamp]
-        if not pd.api.types.is_numeric_dtype(ts) and pd.to_numeric(ts, errors="coerce").isna().any():
-            try:
-                parsed = pd.to_datetime(ts, errors="raise", utc=True)
-            except (ValueError, TypeError) as exc:
-                raise DataError(f"{path}: timestamp column {timestamp!r} is neither numeric "
-                                f"nor a date: {exc}") from exc
-            if parsed.isna().any():
-                row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-                raise DataError(f"{path}: timestamp ({timestamp!r}) is missing in row {row + 1}")
-            # seconds since the epoch, whatever resolution pandas parsed the dates at
-            seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(1, "s")
-            out["timestamp"] = np.asarray(seconds, dtype=np.float64)
-        else:
-            out["timestamp"] = _numeric(ts, path, f"timestamp ({timestamp!r})")
+        out["timestamp"] = _timestamps(df[timestamp], path, f"timestamp ({timestamp!r})")
     else:
         out["timestamp"] = np.arange(len(out), dtype=np.float64)  # file order
     return out

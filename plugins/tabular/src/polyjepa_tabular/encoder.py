@@ -26,8 +26,7 @@ class FeatureTokenEncoder(TokenEncoder):
 
     def __init__(self, n_features: int, cardinalities: list[int] | None = None,
                  embed_dim: int = 64, depth: int = 2, num_heads: int = 4,
-                 mlp_ratio: float = 2.0, drop_path: float = 0.0, reg_tokens: int = 0,
-                 **_: Any):
+                 mlp_ratio: float = 2.0, drop_path: float = 0.0, reg_tokens: int = 0):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         n_features = int(n_features)
         if n_features < 1:
@@ -79,8 +78,11 @@ class FeatureTokenEncoder(TokenEncoder):
         x, missing = self._inputs(batch)
         x = x.float()
         num = x.unsqueeze(-1) * self.num_weight + self.num_bias
-        ids = torch.where(self.is_cat, x.round().long(), torch.zeros_like(x, dtype=torch.long))
-        ids = torch.minimum(ids.clamp_min(0), self.cat_max) + self.cat_offset
+        # every feature is looked up (then discarded for numeric ones), so a numeric
+        # feature's row must exist too: row 0, not its offset, which for numeric features
+        # after the last categorical one is the table's size
+        ids = torch.minimum(x.round().long().clamp_min(0), self.cat_max) + self.cat_offset
+        ids = torch.where(self.is_cat, ids, torch.zeros_like(ids))
         cat = self.cat_embed(ids)
         tok = torch.where(self.is_cat[:, None], cat, num)
         if missing is not None:

@@ -9,7 +9,6 @@ ImageNet statistics, plus ``"y"`` and ``"group"`` where the data has them.
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from polyjepa import DataError
+from polyjepa import warn as _warn
 
 from .io import VIDEO_EXTENSIONS, DecodedVideo, load_cached
 
@@ -165,7 +165,7 @@ class VideoClips(torch.utils.data.Dataset):
                        f"a clip needs {self.frames}")
                 if len(paths) == 1:
                     raise DataError(msg)
-                warnings.warn(msg + "; skipped", stacklevel=2)
+                _warn(msg + "; skipped")
                 continue
             starts = np.arange(0, n - self.frames + 1, step)
             if max_clips_per_video and len(starts) > max_clips_per_video:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from polyjepa import DataError
+from polyjepa import warn as _warn
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 _CACHE_VERSION = 2
@@ -257,8 +257,8 @@ def load_cached(path: str | Path, cache_dir: str | Path | None = None, use_cache
             "times": times.tolist(), "native_fps": native})))
         frames = np.load(npy, mmap_mode="r")
     except (OSError, _CacheWriteError) as exc:
-        warnings.warn(f"{path}: cannot write the decoded-clip cache in {root} ({exc}); "
-                      f"decoding into memory instead", stacklevel=2)
+        _warn(f"{path}: cannot write the decoded-clip cache in {root} ({exc}); "
+              f"decoding into memory instead")
         return decode(path, **params)
     return DecodedVideo(str(path), frames, indices, times, native)
 
