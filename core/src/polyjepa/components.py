@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from .contract import Dataset, Encoder, Evaluator, Masker, Predictor
 from .errors import PluginError
 from .plugins import host
 from .registry import Entry
@@ -75,11 +76,12 @@ def _wrong(kind: str, entry: Entry, obj: Any, expected: str) -> PluginError:
 
 
 def create_encoder(name: str, **kwargs: Any) -> Any:
-    """Build a registered encoder (a :class:`polyjepa.TokenEncoder`)."""
+    """Build a registered encoder (a :class:`polyjepa.contract.Encoder`, normally a
+    :class:`polyjepa.TokenEncoder`)."""
     import torch.nn as nn
 
     obj, entry = _build("encoders", name, kwargs)
-    if not (isinstance(obj, nn.Module) and hasattr(obj, "grid") and hasattr(obj, "embed_dim")):
+    if not (isinstance(obj, nn.Module) and isinstance(obj, Encoder)):
         raise _wrong("encoders", entry, obj, "a torch.nn.Module with grid() and embed_dim")
     return obj
 
@@ -87,7 +89,7 @@ def create_encoder(name: str, **kwargs: Any) -> Any:
 def create_masker(name: str, **kwargs: Any) -> Any:
     """Build a registered masker: ``masker(grid, batch_size, generator, valid=None)``."""
     obj, entry = _build("maskers", name, kwargs)
-    if not callable(obj):
+    if not isinstance(obj, Masker):
         raise _wrong("maskers", entry, obj, "a callable masker")
     return obj
 
@@ -97,7 +99,7 @@ def create_predictor(name: str, **kwargs: Any) -> Any:
     import torch.nn as nn
 
     obj, entry = _build("predictors", name, kwargs)
-    if not isinstance(obj, nn.Module):
+    if not (isinstance(obj, nn.Module) and isinstance(obj, Predictor)):
         raise _wrong("predictors", entry, obj, "a torch.nn.Module")
     return obj
 
@@ -105,7 +107,7 @@ def create_predictor(name: str, **kwargs: Any) -> Any:
 def create_evaluator(name: str, **kwargs: Any) -> Any:
     """Build a registered evaluator: ``evaluator(ctx) -> dict[str, float]``."""
     obj, entry = _build("evaluators", name, kwargs)
-    if not callable(obj):
+    if not isinstance(obj, Evaluator):
         raise _wrong("evaluators", entry, obj, "a callable evaluator")
     return obj
 
@@ -113,7 +115,7 @@ def create_evaluator(name: str, **kwargs: Any) -> Any:
 def create_dataset(name: str, data: Any = None, **kwargs: Any) -> Any:
     """Open ``data`` with a registered dataset reader (``None``: its bundled demo data)."""
     obj, entry = _build("datasets", name, {"data": data, **kwargs})
-    if not (hasattr(obj, "__len__") and hasattr(obj, "__getitem__")):
+    if not isinstance(obj, Dataset):
         raise _wrong("datasets", entry, obj, "a map-style dataset (__len__, __getitem__)")
     return obj
 

@@ -87,14 +87,17 @@ class NDArrayDataset(ArrayDataset):
                               "patch_size": [max(1, s // 14) for s in spatial]}
 
 
-def digits(data: Any = None, **kwargs: Any) -> NDArrayDataset:
-    """scikit-learn's bundled handwritten digits (real, 1,797 images of 8x8, 10 classes)."""
+def digits(data: Any = None, state: dict[str, Any] | None = None,
+           normalize: bool = True) -> NDArrayDataset:
+    """scikit-learn's bundled handwritten digits (real, 1,797 images of 8x8, 10 classes).
+
+    ``data`` is ignored: the images ship with scikit-learn."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = bunch.images.astype(np.float32)[:, None]
     return NDArrayDataset({"x": images, "y": bunch.target.astype(np.int64)}, spatial_dims=2,
-                          **kwargs)
+                          state=state, normalize=normalize)
 
 
 def array_recipe() -> dict[str, Any]:

@@ -74,6 +74,12 @@ class RankMe:
 TASKS = ("classification", "regression", "multilabel")
 
 
+def l2_normalise(z: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine geometry for kNN and retrieval); zero rows stay
+    zero."""
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
 def label_task(labels: np.ndarray, dataset: Any = None) -> str:
     """``classification``, ``regression`` or ``multilabel``.
 
@@ -196,8 +202,7 @@ class KNN:
         if task == "multilabel":
             return {}
         tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size, task)
-        x = x - x[tr].mean(axis=0)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = l2_normalise(x - x[tr].mean(axis=0))
         k = max(1, min(self.k, len(tr)))
         if task == "regression":
             from sklearn.metrics import r2_score

@@ -1,9 +1,12 @@
 """The plugin contract: hook specifications for the ``polyjepa`` pluggy project.
 
-Every hook receives ``register``, a callable a plugin calls once per component it
-provides::
+Every hook receives ``register`` (:class:`polyjepa.contract.Register`), a callable a
+plugin calls once per component it provides::
 
     register(name, factory, description="")
+
+What each factory must return is typed in :mod:`polyjepa.contract` (``Encoder``,
+``Masker``, ``Predictor``, ``Evaluator``, ``Dataset``, ``Recipe``, ``Command``).
 
 ``name`` is namespaced by plugin (``"ecg.vit"``); the core's own components have bare
 names. ``factory`` is either a callable or a lazy ``"package.module:attribute"`` string,
@@ -17,17 +20,16 @@ specifications only ever gain arguments; none is renamed or removed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pluggy
+
+from .contract import Register
 
 PROJECT_NAME = "polyjepa"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-
-Register = Callable[..., None]
 
 
 @hookspec
@@ -49,6 +51,9 @@ def polyjepa_register_encoders(register: Register) -> Any:
     random-init baseline rebuilds the encoder from its factory under the run's seed.
     ``tokenize(batch)`` must return ``[B, prod(grid), embed_dim]``; the first batch of
     every run checks this and names the encoder and its plugin when it does not hold.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        encoder; the factory returns a :class:`polyjepa.contract.Encoder`.
     """
 
 
@@ -64,6 +69,9 @@ def polyjepa_register_maskers(register: Register) -> Any:
     :func:`polyjepa.choose` turns per-sample boolean masks into such equal-size index
     sets. ``grid`` is the encoder's token layout, ``batch_size`` the global batch (a
     data-parallel rank keeps its rows), ``valid`` a bool ``[B, N]`` tensor or ``None``.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        masker; the factory returns a :class:`polyjepa.contract.Masker`.
     """
 
 
@@ -73,6 +81,9 @@ def polyjepa_register_predictors(register: Register) -> Any:
 
     ``factory(embed_dim=..., out_dim=..., **kwargs)`` returns a module with
     ``forward(context, context_idx, target_idx, grid) -> Tensor[B, N_target, out_dim]``.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        predictor; the factory returns a :class:`polyjepa.contract.Predictor`.
     """
 
 
@@ -84,6 +95,9 @@ def polyjepa_register_evaluators(register: Register) -> Any:
     ``ctx`` is a :class:`polyjepa.EvalContext` (pooled embeddings, labels, groups, the
     encoder and the dataset). Set ``needs_labels = True`` on the callable when it can only
     run on labelled data; it is then skipped, with a note, on unlabelled data.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        evaluator; the factory returns a :class:`polyjepa.contract.Evaluator`.
     """
 
 
@@ -113,6 +127,9 @@ def polyjepa_register_datasets(register: Register) -> Any:
     is passed again with ``state=``. A reader should take every setting it saved from the
     state unless the call gives it explicitly, and refuse (``ConfigError``) an explicit
     value the trained encoder cannot use (another patch size).
+
+    :param register: call ``register(name, factory, description="")`` once per
+        dataset; the factory returns a :class:`polyjepa.contract.Dataset`.
     """
 
 
@@ -126,6 +143,9 @@ def polyjepa_register_recipes(register: Register) -> Any:
     section: ``{"data": ..., "kind": "real" | "simulated", "description": ...,
     "overrides": {...}}`` used by ``polyjepa demo``. Any value can be overridden from a
     TOML/YAML file or the command line.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        recipe; the factory returns a :class:`polyjepa.contract.Recipe`.
     """
 
 
@@ -137,4 +157,7 @@ def polyjepa_register_commands(register: Register) -> Any:
     parses the arguments after the command name itself, e.g. ``register("ecg",
     "polyjepa_ecg.__main__:main")`` makes ``polyjepa ecg download mitdb DIR`` work. Names
     are bare domain names and may not shadow the core's own commands.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        command; the factory returns a :class:`polyjepa.contract.Command`.
     """

@@ -42,7 +42,9 @@ def choose(mask: torch.Tensor, count: int, generator: torch.Generator) -> torch.
     return idx.sort(dim=1).values
 
 
-def _valid(valid: torch.Tensor | None, batch_size: int, n: int) -> torch.Tensor:
+def valid_rows(valid: torch.Tensor | None, batch_size: int, n: int) -> torch.Tensor:
+    """The ``valid`` mask a masker receives as a CPU bool ``[batch_size, n]`` tensor (all
+    True when the batch has none); a mask of another length than the grid is an error."""
     if valid is None:
         return torch.ones(batch_size, n, dtype=torch.bool)
     valid = valid.detach().to("cpu", torch.bool).reshape(batch_size, -1)
@@ -65,7 +67,7 @@ class RandomMasker:
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> Masks:
         n = grid_size(grid)
-        ok = _valid(valid, batch_size, n)
+        ok = valid_rows(valid, batch_size, n)
         n_valid = int(ok.sum(dim=1).min())
         if n_valid < 2:
             raise ValueError("every sample needs at least 2 valid tokens to mask")
@@ -161,7 +163,7 @@ class MultiBlockMasker:
                  valid: torch.Tensor | None = None) -> Masks:
         grid = tuple(int(g) for g in grid)
         n = grid_size(grid)
-        ok = _valid(valid, batch_size, n)
+        ok = valid_rows(valid, batch_size, n)
         t_size = self._block_size(grid, self.target_scale, self.target_aspect, generator)
         c_size = self._block_size(grid, self.context_scale, self.context_aspect, generator)
         tblocks = self._blocks(grid, t_size, self.num_targets, batch_size, generator) & ok[:, None]

@@ -164,9 +164,9 @@ class PluginHost:
                         continue
 
                     def register(comp_name: str, factory: Any, description: str = "",
-                                 _kind: str = kind, **meta: Any) -> None:
+                                 _kind: str = kind) -> None:
                         staged.append((_kind, Entry(comp_name, factory, name, dist,
-                                                    description, meta)))
+                                                    description)))
 
                     args = {"register": register}
                     impl.function(*[args[a] for a in impl.argnames])

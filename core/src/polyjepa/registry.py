@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import PluginError, UnknownComponentError
@@ -22,7 +22,6 @@ class Entry:
     plugin: str
     distribution: str | None = None
     description: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:

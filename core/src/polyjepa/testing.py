@@ -14,9 +14,12 @@ checks of your own.
 from __future__ import annotations
 
 __all__ = ["check_masks", "check_masker", "check_encoder", "check_predictor",
-           "check_dataset", "check_evaluator", "check_recipe", "tiny_train"]
+           "check_dataset", "check_evaluator", "check_recipe", "tiny_train",
+           "shared_data", "shared_data_or_skip"]
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,36 @@ from .data import collate
 from .evaluators import EvalContext
 from .maskers import Masks
 from .posembed import grid_size
+
+SHARED_DATA_ENV = "POLYJEPA_SHARED_DATA"
+
+
+def shared_data(*parts: str) -> Path | None:
+    """A path inside the folder of real test files, or ``None`` where it is absent.
+
+    The folder is ``$POLYJEPA_SHARED_DATA``, else the first ``shared/data`` beside the
+    current directory or one of its parents (a checkout with ``../shared`` next to it).
+    Tests and benchmarks use it for real files too large to ship; tests that need them
+    skip without them (:func:`shared_data_or_skip`)."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    if env:
+        root = Path(env)
+    else:
+        here = Path.cwd().resolve()
+        root = next((p / "shared" / "data" for p in (here, *here.parents)
+                     if (p / "shared" / "data").is_dir()), here / "shared" / "data")
+    path = root.joinpath(*parts)
+    return path if path.exists() else None
+
+
+def shared_data_or_skip(*parts: str) -> Path:
+    """:func:`shared_data`, skipping the calling test when the files are absent."""
+    import pytest
+
+    path = shared_data(*parts)
+    if path is None:
+        pytest.skip(f"shared test data {'/'.join(parts)} not found (set {SHARED_DATA_ENV})")
+    return path
 
 
 def _fail(what: str, msg: str) -> AssertionError:
