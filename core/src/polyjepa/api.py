@@ -13,6 +13,7 @@ from .checkpoint import atomic_write_json, load_tensors, read_json
 from .components import component_entry, create_evaluator, get_recipe
 from .config import apply_overrides, load_config_file, merge
 from .errors import CheckpointError, ConfigError, DataError, warn
+from .settings import TrainSettings
 from .validation import check_config
 
 TRAIN_SHORTCUTS = ("steps", "batch_size", "lr", "seed", "device", "precision", "warmup_steps",
@@ -204,7 +205,7 @@ def embed(run: str | Path | Run, data: Any = None, batch_size: int | None = None
     r = _run(run)
     encoder = load_encoder(r, device)
     dataset = _dataset_for(r, data)
-    bs = batch_size or int(r.config.get("eval", {}).get("batch_size", 128))
+    bs = batch_size or TrainSettings.from_config(r.config).eval_batch_size
     emb, labels, _ = embed_dataset(encoder, dataset, bs, device, progress)
     if out is not None:
         out = Path(out)
@@ -263,7 +264,7 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
     cfg = r.config
     encoder = load_encoder(r, device)
     dataset = _dataset_for(r, data)
-    bs = batch_size or int(cfg.get("eval", {}).get("batch_size", 128))
+    bs = batch_size or TrainSettings.from_config(cfg).eval_batch_size
     results, emb, labels = _score(cfg, encoder, dataset, evaluators, bs, device, seed)
     if save:
         ev_dir = r.path / "eval"
@@ -294,7 +295,7 @@ def evaluate_checkpoints(run: str | Path | Run, data: Any = None,
     if not folders:
         raise CheckpointError(f"{r.path} keeps no checkpoint")
     dataset = _dataset_for(r, data)
-    bs = batch_size or int(cfg.get("eval", {}).get("batch_size", 128))
+    bs = batch_size or TrainSettings.from_config(cfg).eval_batch_size
     names = list(evaluators or cfg.get("evaluators") or [])
     if "rankme" not in names:
         names.insert(0, "rankme")

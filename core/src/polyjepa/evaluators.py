@@ -57,6 +57,10 @@ def centred_rank(z: Any) -> float:
 class RankMe:
     """Effective rank of the embedding matrix; label-free quality score.
 
+    Garrido et al., "RankMe: Assessing the Downstream Performance of Pretrained
+    Self-Supervised Representations by Their Rank", ICML 2023,
+    https://arxiv.org/abs/2210.02885.
+
     ``rankme`` follows the paper (raw embeddings). ``rankme_centered`` removes the mean
     embedding first: a large shared offset (common after a final LayerNorm) counts as
     one dominant direction and can hide how much the embeddings actually vary.

@@ -1,4 +1,11 @@
-"""The JEPA: context encoder, predictor and target, wired into one loss."""
+"""The JEPA: context encoder, predictor and target, wired into one loss.
+
+Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive
+Architecture" (I-JEPA), CVPR 2023, https://arxiv.org/abs/2301.08243: the context encoder
+sees the context tokens only, a narrow predictor predicts the target tokens' embeddings,
+an EMA copy of the encoder gives the targets. The target may instead be SIGReg (LeJEPA,
+https://arxiv.org/abs/2511.08544) or a fixed encoder (SAR-JEPA's gradient features).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Regression losses between predicted and target embeddings."""
+"""Regression losses between predicted and target embeddings, and the regularisers on
+context embeddings.
+
+- the variance hinge of AD-L-JEPA (Zhu et al., 2025, https://arxiv.org/abs/2501.04969),
+  itself VICReg's variance term;
+- VICReg's covariance term (Bardes et al., ICLR 2022, https://arxiv.org/abs/2105.04906).
+"""
 
 from __future__ import annotations
 

@@ -91,6 +91,9 @@ def _coords(grid: tuple[int, ...]) -> torch.Tensor:
 class MultiBlockMasker:
     """I-JEPA / V-JEPA multi-block masking on an N-d grid.
 
+    I-JEPA: https://arxiv.org/abs/2301.08243; V-JEPA (Bardes et al., 2024):
+    https://arxiv.org/abs/2404.08471.
+
     ``num_targets`` target blocks whose size (shared by the batch, drawn per call) covers
     ``target_scale`` of the grid with aspect ratio (height/width of the last two axes) in
     ``target_aspect``; the context is one block of ``context_scale`` with every target

@@ -1,4 +1,5 @@
-"""The narrow transformer predictor with mask tokens (I-JEPA style)."""
+"""The narrow transformer predictor with mask tokens (I-JEPA,
+https://arxiv.org/abs/2301.08243)."""
 
 from __future__ import annotations
 

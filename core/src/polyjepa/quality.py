@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .evaluators import EvalContext
+from .settings import TrainSettings
 
 PRETRAINED = "pretrained"
 RANDOM = "random init"
@@ -114,7 +115,7 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                                       "train.keep_checkpoints": checkpoints + 1},
                            steps=steps)
             cfg = run.config
-            bs = int(cfg.get("eval", {}).get("batch_size", 128))
+            bs = TrainSettings.from_config(cfg).eval_batch_size
             if dataset is None:
                 dataset = build_dataset(cfg, task.eval_data, state=cfg.get("dataset_state"))
                 random_enc = random_init_encoder(cfg, int(seed))

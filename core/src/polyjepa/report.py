@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, DataError
+from .settings import TrainSettings
 
 
 def _curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -101,7 +102,7 @@ def write_report(run: str | Path, data: Any = None, out: str | Path | None = Non
         cfg = r.config
         dataset = build_dataset(cfg, data, state=cfg.get("dataset_state") or None)
         emb, labels, _ = embed_dataset(encoder, dataset,
-                                       int(cfg.get("eval", {}).get("batch_size", 128)))
+                                       TrainSettings.from_config(cfg).eval_batch_size)
     if len(emb) >= 3:
         written.append(_embedding_map(emb, labels, target))
     return written

@@ -1,8 +1,10 @@
 """``polyjepa new-plugin NAME DIR``: a complete, working third-party plugin to start from.
 
 The skeleton registers one dataset (1-D multichannel signals from ``.npy``/``.npz``
-files, with a simulated demo set), one encoder, one masker and one recipe, and ships
-tests that call :mod:`polyjepa.testing` and train end to end.
+files, with a simulated demo set), one encoder, one masker and one recipe, in the module
+layout every plugin shares (``plugin.py``, ``datasets.py``, ``encoders.py``,
+``maskers.py``, ``recipes.py``), and ships tests that call :mod:`polyjepa.testing` and
+train end to end.
 """
 
 from __future__ import annotations
@@ -69,35 +71,37 @@ __version__ = "0.1.0"
 _PLUGIN = '''\
 """Hook implementations: registered lazily, so importing this module is cheap."""
 
-from polyjepa import hookimpl
+from polyjepa import Register, hookimpl
+
+PKG = "{pkg}"
 
 
 @hookimpl
-def polyjepa_register_datasets(register):
-    register("{name}.signals", "{pkg}.components:SignalDataset",
+def polyjepa_register_datasets(register: Register) -> None:
+    register("{name}.signals", f"{{PKG}}.datasets:SignalDataset",
              description="multichannel 1-D signals from .npy/.npz (demo: simulated)")
 
 
 @hookimpl
-def polyjepa_register_encoders(register):
-    register("{name}.encoder", "{pkg}.components:SignalEncoder",
+def polyjepa_register_encoders(register: Register) -> None:
+    register("{name}.encoder", f"{{PKG}}.encoders:SignalEncoder",
              description="transformer over (channel, time patch) tokens")
 
 
 @hookimpl
-def polyjepa_register_maskers(register):
-    register("{name}.spans", "{pkg}.components:SpanMasker",
+def polyjepa_register_maskers(register: Register) -> None:
+    register("{name}.spans", f"{{PKG}}.maskers:SpanMasker",
              description="contiguous time spans masked across channels")
 
 
 @hookimpl
-def polyjepa_register_recipes(register):
-    register("{name}", "{pkg}.components:recipe",
+def polyjepa_register_recipes(register: Register) -> None:
+    register("{name}", f"{{PKG}}.recipes:recipe",
              description="JEPA for {name} signals (demo: simulated)")
 '''
 
-_COMPONENTS = '''\
-"""Dataset, encoder, masker and recipe of the {name} plugin."""
+_DATASETS = '''\
+"""The {name} dataset: ``[N, C, L]`` signals from ``.npy``/``.npz`` files."""
 
 from __future__ import annotations
 
@@ -105,13 +109,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 import polyjepa as pj
 
 
-def simulate(n: int = 512, channels: int = 3, length: int = 128, seed: int = 0):
+def simulate(n: int = 512, channels: int = 3, length: int = 128,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Noisy sinusoids whose frequency band is the class label (simulated data)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 4, size=n)
@@ -146,14 +149,28 @@ class SignalDataset(pj.ArrayDataset):
             raise pj.DataError(f"{{source}}: expected [N, channels, length], got {{x.shape}}")
         super().__init__(x, y, source=source)
         self.encoder_hints = {{"channels": int(x.shape[1])}}
+'''
+
+_ENCODERS = '''\
+"""The {name} encoder: a transformer over (channel, time patch) tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+import polyjepa as pj
 
 
 class SignalEncoder(pj.TokenEncoder):
     """Tokens are (channel, time patch) pairs: grid ``(C, L // patch)``."""
 
     def __init__(self, channels: int = 1, patch: int = 16, embed_dim: int = 64,
-                 depth: int = 2, num_heads: int = 4, **kwargs: Any):
-        super().__init__(embed_dim, depth, num_heads, **kwargs)
+                 depth: int = 2, num_heads: int = 4, mlp_ratio: float = 4.0,
+                 drop_path: float = 0.0):
+        super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.channels, self.patch = int(channels), int(patch)
         self.proj = nn.Linear(self.patch, embed_dim)
         pj.init_weights(self)
@@ -168,6 +185,16 @@ class SignalEncoder(pj.TokenEncoder):
         patches = x[:, :, : n * self.patch].reshape(x.shape[0], c * n, self.patch)
         pos = pj.sincos_pos_embed((c, n), self.embed_dim).to(x.device, x.dtype)
         return self.proj(patches) + pos
+'''
+
+_MASKERS = '''\
+"""The {name} masker: time spans masked across every channel."""
+
+from __future__ import annotations
+
+import torch
+
+import polyjepa as pj
 
 
 class SpanMasker:
@@ -176,7 +203,8 @@ class SpanMasker:
     def __init__(self, num_targets: int = 2, span: float = 0.15):
         self.num_targets, self.span = int(num_targets), float(span)
 
-    def __call__(self, grid, batch_size, generator, valid=None):
+    def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
+                 valid: torch.Tensor | None = None) -> pj.Masks:
         c, n = grid
         width = max(1, round(self.span * n))
         start = torch.randint(0, n - width + 1, (batch_size, self.num_targets, 1),
@@ -184,12 +212,21 @@ class SpanMasker:
         t = torch.arange(n).view(1, 1, n)
         in_span = (t >= start) & (t < start + width)  # [B, K, n]
         in_span = in_span.unsqueeze(2).expand(-1, -1, c, -1).reshape(batch_size, -1, c * n)
-        ok = torch.ones(batch_size, c * n, dtype=torch.bool) if valid is None else valid.bool().cpu()
+        ok = pj.valid_rows(valid, batch_size, c * n)
         tsets = in_span & ok[:, None]
         context = ok & ~tsets.any(dim=1)
         n_t = int(tsets.sum(dim=2).min())
         targets = [pj.choose(tsets[:, k], n_t, generator) for k in range(self.num_targets)]
         return pj.Masks(pj.choose(context, int(context.sum(dim=1).min()), generator), targets)
+'''
+
+_RECIPES = '''\
+"""The {name} recipe: the plugin's components wired with an EMA target (I-JEPA,
+https://arxiv.org/abs/2301.08243)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 def recipe() -> dict[str, Any]:
@@ -259,7 +296,10 @@ _FILES = {
     "README.md": _README,
     "src/{pkg}/__init__.py": _INIT,
     "src/{pkg}/plugin.py": _PLUGIN,
-    "src/{pkg}/components.py": _COMPONENTS,
+    "src/{pkg}/datasets.py": _DATASETS,
+    "src/{pkg}/encoders.py": _ENCODERS,
+    "src/{pkg}/maskers.py": _MASKERS,
+    "src/{pkg}/recipes.py": _RECIPES,
     "tests/test_{name}_plugin.py": _TESTS,
 }
 

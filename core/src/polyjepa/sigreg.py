@@ -3,6 +3,9 @@
 Embeddings are projected on many random unit directions; each 1-D projection is
 compared with N(0, 1) through the Epps-Pulley statistic, the weighted squared distance
 between its empirical characteristic function and the Gaussian one.
+
+Balestriero & LeCun, "LeJEPA: Provable and Scalable Self-Supervised Learning Without the
+Heuristics", 2025, https://arxiv.org/abs/2511.08544
 """
 
 from __future__ import annotations

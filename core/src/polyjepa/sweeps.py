@@ -43,6 +43,7 @@ from typing import Any
 from .checkpoint import atomic_write_json, atomic_write_text, read_json
 from .config import SECTIONS, apply_overrides, data_for_json, read_mapping
 from .errors import ConfigError, PolyjepaError
+from .settings import TrainSettings
 from .validation import check_key, same_type
 
 SWEEP_FILE = "sweep.json"
@@ -241,7 +242,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
                               "run": str(out)}
     cfg = task["config"]
     steps = int(cfg["train"]["steps"])
-    collapse = float(cfg["train"].get("collapse_rank", 0.02))
+    collapse = TrainSettings.from_config(cfg).collapse_rank
 
     def early_stop(step: int, row: dict[str, Any]) -> None:
         if "rankme_centered" not in row or step >= steps:

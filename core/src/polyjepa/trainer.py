@@ -51,6 +51,7 @@ from .evaluators import centred_rank, effective_rank
 from .plugins import loaded_plugin_modules
 from .runlock import RunLock
 from .schedules import cosine_ramp, learning_rate, linear_ramp
+from .settings import TrainSettings
 from .tokens import batch_valid, pool_tokens
 from .validation import check_config
 
@@ -63,9 +64,6 @@ _COSMETIC = {("train", k) for k in ("log_every", "rankme_every", "rankme_samples
                                     "checkpoint_every", "keep_checkpoints", "num_workers",
                                     "collapse_rank", "device", "tensorboard")}
 _COSMETIC_SECTIONS = {"evaluators", "eval", "demo", "recipe"}
-
-
-SELECT = ("last", "rankme")
 
 
 def best_step(scores: dict[int, float]) -> int:
@@ -117,6 +115,15 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def check_same_run(out: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to continue the run in ``out`` (trained under ``old``) with ``new``, when the
+    two differ in anything but logging; the folder's results are kept."""
+    diff = _differences(old, new)
+    if diff:
+        raise ConfigError(f"{out} already holds a different run (differs in: "
+                          f"{', '.join(diff)}); its results are kept. Choose another --out.")
+
+
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     out = []
     for section in sorted(set(a) | set(b)):
@@ -154,8 +161,37 @@ def mask_generator(seed: int, global_batch_index: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed + 1) * 7_919 + global_batch_index * 104_729)
 
 
+@dataclass
+class _Session:
+    """What one training session holds between its named steps."""
+
+    dist: DistInfo
+    dataset: Any
+    resolved: dict[str, Any]
+    info: dict[str, Any]
+    jepa: Any
+    model: nn.Module
+    masker: Any
+    opt: torch.optim.Optimizer
+    loader: Any
+    amp: torch.dtype | None
+    monitor: list[int]
+    start: int
+    scores: dict[int, float]  # centred RankMe of each checkpoint (train.select = rankme)
+    last_ckpt: Path | None
+    result: TrainResult
+    bar: Any = None
+    board: Any = None
+    clock: tuple[float, int] = (0.0, 0)  # time and step of the last logged row
+
+
 class Trainer:
-    """Runs one JEPA pre-training into a run folder; see :func:`train`."""
+    """Runs one JEPA pre-training into a run folder; see :func:`train`.
+
+    :meth:`run` is a short loop over named steps: ``_setup`` (data, run folder, model,
+    optimizer, resume), then per step ``_schedule``, ``_forward_backward``, ``_update``,
+    ``_log`` and ``_checkpoint_if_due``, and finally ``_export``.
+    """
 
     def __init__(self, config: dict[str, Any], out: str | Path, progress: bool = True,
                  callbacks: list[Callable[[int, dict[str, Any]], None]] | None = None):
@@ -163,7 +199,37 @@ class Trainer:
         self.out = Path(out)
         self.progress = progress
         self.callbacks = list(callbacks or [])
-        self.t = dict(config["train"])
+        self.s = TrainSettings.from_config(config)
+
+    def run(self) -> TrainResult:
+        dist = init_distributed(self.s.device)
+        if not dist.main:
+            return self._run(dist)
+        with RunLock(self.out):
+            remove_leftovers(self.out)
+            return self._run(dist)
+
+    def _run(self, dist: DistInfo) -> TrainResult:
+        session = self._setup(dist)
+        if isinstance(session, TrainResult):
+            return session
+        try:
+            for step in range(session.start, self.s.steps):
+                lr, wd = self._schedule(session, step)
+                totals = self._forward_backward(session, step)
+                grad_norm, momentum = self._update(session, step, totals)
+                row = self._log(session, step + 1, totals, lr, wd, momentum, grad_norm)
+                self._checkpoint_if_due(session, step + 1, row)
+                for cb in self.callbacks:
+                    cb(step + 1, row or {"step": step + 1, "loss": totals["loss"]})
+        finally:
+            if session.bar is not None:
+                session.bar.close()
+            if session.board is not None:
+                session.board.close()
+        self._export(session)
+        barrier()
+        return session.result
 
     # -- set-up ----------------------------------------------------------------------
     def _prepare_run_dir(self, resolved: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
@@ -179,11 +245,7 @@ class Trainer:
             if not isinstance(old.get("config"), dict):
                 raise CheckpointError(f"{run_file} has no 'config' table: not a run file "
                                       "polyjepa wrote; its folder is kept. Choose another --out.")
-            diff = _differences(old.get("config", {}), resolved)
-            if diff:
-                raise ConfigError(
-                    f"{self.out} already holds a different run (differs in: "
-                    f"{', '.join(diff)}); its results are kept. Choose another --out.")
+            check_same_run(self.out, old["config"], resolved)
             return old
         info = {"config": resolved, "status": "running", "polyjepa_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "world_size": dist.world,
@@ -193,38 +255,25 @@ class Trainer:
             atomic_write_json(run_file, info)
         return info
 
-    def run(self) -> TrainResult:
-        dist = init_distributed(self.t.get("device", "auto"))
-        if not dist.main:
-            return self._run(dist)
-        with RunLock(self.out):
-            remove_leftovers(self.out)
-            return self._run(dist)
-
-    def _run(self, dist: DistInfo) -> TrainResult:
-        t = self.t
-        seed = int(t["seed"])
-        torch.manual_seed(seed)
+    def _setup(self, dist: DistInfo) -> _Session | TrainResult:
+        """Data, run folder, model, optimizer and, for a folder with checkpoints, the
+        state to resume from; a finished run returns its result instead."""
+        s = self.s
+        torch.manual_seed(s.seed)
         dataset = build_dataset(self.config)
         resolved = resolve_components(self.config, dataset)
         info = self._prepare_run_dir(resolved, dist)
-        steps = int(t["steps"])
-        select = str(t.get("select", "last"))
-        if select not in SELECT:
-            raise ConfigError(f"train.select must be one of {', '.join(SELECT)}, got {select!r}")
         if info.get("status") == "complete" and (self.out / ENCODER_FILE).exists():
             if dist.main:
-                print(f"{self.out}: run already complete ({steps} steps); nothing to do")
-            return TrainResult(self.out, steps, read_metrics(self.out))
+                print(f"{self.out}: run already complete ({s.steps} steps); nothing to do")
+            return TrainResult(self.out, s.steps, read_metrics(self.out))
         barrier()
 
-        torch.manual_seed(seed)
+        torch.manual_seed(s.seed)
         jepa = build_jepa(resolved).to(dist.device)
         masker = build_masker(resolved)
-        opt = torch.optim.AdamW(_param_groups(jepa), lr=float(t["lr"]),
-                                betas=tuple(t.get("betas", (0.9, 0.999))))
-        start = 0
-        scores: dict[int, float] = {}  # centred RankMe of each checkpoint (train.select)
+        opt = torch.optim.AdamW(_param_groups(jepa), lr=s.lr, betas=s.betas)
+        start, scores = 0, {}
         ckpt = latest_checkpoint(self.out)
         if ckpt is not None:
             start, scores = self._restore(ckpt, jepa, opt)
@@ -232,161 +281,181 @@ class Trainer:
                 print(f"resuming {self.out} from step {start}")
         if dist.main:
             trim_metrics(self.out, start)
-
         model: nn.Module = jepa
         if dist.world > 1:
             model = nn.parallel.DistributedDataParallel(
                 jepa, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
                 broadcast_buffers=False)
-
-        accum = int(t.get("accumulate", 1))
-        bs = int(t["batch_size"])
-        loader = iter(train_loader(dataset, bs, seed, start * accum, dist.rank, dist.world,
-                                   int(t.get("num_workers", 0))))
-        amp = _autocast_dtype(t.get("precision", "auto"), dist.device)
-        monitor = self._monitor_indices(len(dataset), seed)
-        result = TrainResult(self.out, steps, read_metrics(self.out) if dist.main else [])
-        bar = None
+        loader = iter(train_loader(dataset, s.batch_size, s.seed, start * s.accumulate,
+                                   dist.rank, dist.world, s.num_workers))
+        session = _Session(
+            dist=dist, dataset=dataset, resolved=resolved, info=info, jepa=jepa, model=model,
+            masker=masker, opt=opt, loader=loader,
+            amp=_autocast_dtype(s.precision, dist.device),
+            monitor=self._monitor_indices(len(dataset), s.seed), start=start, scores=scores,
+            last_ckpt=ckpt,
+            result=TrainResult(self.out, s.steps, read_metrics(self.out) if dist.main else []),
+            clock=(time.perf_counter(), start))
         if dist.main and self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=steps, initial=start, desc=f"pretrain {self.out.name}",
-                       unit="step", dynamic_ncols=True)
-        board = _tensorboard(self.out, t.get("tensorboard", "auto")) if dist.main else None
-        per_rank = bs // dist.world
-        last_time = time.perf_counter()
-        last_step = start
-        last_ckpt = ckpt
-        params = [p for p in jepa.parameters() if p.requires_grad]
-        try:
-            for step in range(start, steps):
-                lr = learning_rate(step, steps, float(t["lr"]), float(t.get("min_lr", 0.0)),
-                                   int(t.get("warmup_steps", 0)), t.get("schedule", "cosine"),
-                                   float(t.get("cooldown", 0.2)))
-                wd = cosine_ramp(step, steps, float(t.get("weight_decay", 0.0)),
-                                 float(t.get("weight_decay_end", t.get("weight_decay", 0.0))))
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                    if group.get("apply_wd"):
-                        group["weight_decay"] = wd
-                totals: dict[str, float] = {}
-                for micro in range(accum):
-                    gidx = step * accum + micro
-                    batch = move_to(next(loader), dist.device)
-                    first = step == start and micro == 0
-                    grid = (check_tokens(jepa.encoder, batch, resolved) if first
-                            else jepa.encoder.grid(batch))
-                    valid = batch_valid(batch)
-                    if valid is not None and dist.world > 1:
-                        valid = all_gather_cat(valid)
-                    gen = mask_generator(seed, gidx)
-                    masks = masker(grid, bs, gen, valid=valid)
-                    masks = masks.rows(dist.rank * per_rank, (dist.rank + 1) * per_rank)
-                    if first:
-                        check_masks(masks, math.prod(grid), per_rank, resolved)
-                    masks = masks.to(dist.device)
-                    sync = contextlib.nullcontext()
-                    if dist.world > 1 and micro < accum - 1:
-                        sync = model.no_sync()
-                    with sync, torch.autocast(dist.device.type, dtype=amp or torch.float32,
-                                              enabled=amp is not None):
-                        out = model(batch, masks, gen)
-                    with sync:
-                        (out["loss"] / accum).backward()
-                    for k, v in out.items():
-                        totals[k] = totals.get(k, 0.0) + float(v.detach()) / accum
-                vals = all_reduce_mean(torch.tensor(list(totals.values()), dtype=torch.float64))
-                totals = dict(zip(totals, vals.tolist()))
-                if not math.isfinite(totals["loss"]):
-                    where = f" ({last_ckpt})" if last_ckpt else ""
-                    raise TrainingDiverged(
-                        f"loss became {totals['loss']} at step {step + 1}; stopped before "
-                        f"saving these weights, the last good checkpoint{where} is kept. "
-                        "Try a lower train.lr, more warm-up, or train.precision = 'fp32'.")
-                grad_norm = None
-                if t.get("clip_grad"):
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params,
-                                                                     float(t["clip_grad"])))
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                momentum = linear_ramp(step, steps, float(resolved["target"].get("momentum", 0.996)),
-                                       float(resolved["target"].get("momentum_end", 1.0)))
-                jepa.update_target(momentum)
+            session.bar = tqdm(total=s.steps, initial=start, desc=f"pretrain {self.out.name}",
+                               unit="step", dynamic_ncols=True)
+        session.board = _tensorboard(self.out, s.tensorboard) if dist.main else None
+        return session
 
-                done = step + 1
-                row: dict[str, Any] | None = None
-                if done % int(t.get("log_every", 10)) == 0 or done == steps:
-                    now = time.perf_counter()
-                    row = {"step": done, **{k: round(v, 6) for k, v in totals.items()},
-                           "lr": lr, "weight_decay": wd, "momentum": momentum,
-                           "samples_per_s": (done - last_step) * bs * accum / max(now - last_time, 1e-9)}
-                    if grad_norm is not None:
-                        row["grad_norm"] = grad_norm
-                    last_time, last_step = now, done
-                rankme_every = int(t.get("rankme_every", 0) or 0)
-                if (rankme_every and done % rankme_every == 0) or done == steps:
-                    rank, centered, limit = self._rankme(jepa, dataset, monitor, dist)
-                    if row is None:
-                        row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
-                    row["rankme"] = rank
-                    row["rankme_centered"] = centered
-                    row["rankme_max"] = limit
-                if row is not None and dist.main:
-                    append_metrics(self.out, row)
-                    result.metrics.append(row)
-                    if board is not None:
-                        for key, value in row.items():
-                            if key != "step" and isinstance(value, (int, float)):
-                                board.add_scalar(key, value, done)
-                if bar is not None:
-                    bar.update(1)
-                    post = {"loss": f"{totals['loss']:.4f}"}
-                    if row and "rankme" in row:
-                        post["rankme"] = f"{row['rankme']:.1f}"
-                    if row and "samples_per_s" in row:
-                        post["samples/s"] = f"{row['samples_per_s']:.0f}"
-                    bar.set_postfix(post)
-                ckpt_every = int(t.get("checkpoint_every", 0) or 0)
-                if (ckpt_every and done % ckpt_every == 0) or done == steps:
-                    if select == "rankme":
-                        scores[done] = (row["rankme_centered"] if row and "rankme_centered"
-                                        in row else self._rankme(jepa, dataset, monitor, dist)[1])
-                    last_ckpt = self._checkpoint(jepa, opt, done, dist, scores)
-                for cb in self.callbacks:
-                    cb(done, row or {"step": done, "loss": totals["loss"]})
-        finally:
-            if bar is not None:
-                bar.close()
-            if board is not None:
-                board.close()
-        if dist.main:
-            chosen = best_step(scores) if select == "rankme" and scores else steps
-            state = jepa.export_encoder().state_dict()
-            if chosen != steps:
-                state = checkpoint_encoder_state(
-                    self.out / CHECKPOINT_DIR / f"step_{chosen:08d}", resolved)
-            save_tensors(self.out / ENCODER_FILE, state,
-                         metadata={"format": "polyjepa-encoder", "encoder":
-                                   str(resolved["encoder"].get("name")), "step": str(chosen)})
-            info["selected"] = {"by": select, "step": chosen}
-            if select == "rankme":
-                info["selected"]["rankme_centered"] = {str(k): v for k, v in scores.items()}
-                if self.progress:
-                    print(f"exported the encoder of step {chosen} (highest centred RankMe, "
-                          f"{scores.get(chosen, float('nan')):.2f})")
-            info["status"] = "complete"
-            info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            if steps == 0:
-                info["untrained"] = True
-                print(f"{self.out}: 0 steps, so the exported encoder is the random "
-                      "initialisation (a baseline, not a pre-trained encoder)")
-            atomic_write_json(self.out / RUN_FILE, info)
-        barrier()
-        return result
+    # -- one step --------------------------------------------------------------------
+    def _schedule(self, session: _Session, step: int) -> tuple[float, float]:
+        """Set this step's learning rate and weight decay on the optimizer."""
+        s = self.s
+        lr = learning_rate(step, s.steps, s.lr, s.min_lr, s.warmup_steps, s.schedule,
+                           s.cooldown)
+        wd = cosine_ramp(step, s.steps, s.weight_decay, s.weight_decay_end)
+        for group in session.opt.param_groups:
+            group["lr"] = lr
+            if group.get("apply_wd"):
+                group["weight_decay"] = wd
+        return lr, wd
+
+    def _forward_backward(self, session: _Session, step: int) -> dict[str, float]:
+        """Masks, loss and gradients of the step's micro-batches; the loss terms averaged
+        over micro-batches and ranks. The first batch of a session checks the contract."""
+        s, dist = self.s, session.dist
+        per_rank = s.batch_size // dist.world
+        totals: dict[str, float] = {}
+        for micro in range(s.accumulate):
+            gidx = step * s.accumulate + micro
+            batch = move_to(next(session.loader), dist.device)
+            first = step == session.start and micro == 0
+            grid = (check_tokens(session.jepa.encoder, batch, session.resolved) if first
+                    else session.jepa.encoder.grid(batch))
+            valid = batch_valid(batch)
+            if valid is not None and dist.world > 1:
+                valid = all_gather_cat(valid)
+            gen = mask_generator(s.seed, gidx)
+            masks = session.masker(grid, s.batch_size, gen, valid=valid)
+            masks = masks.rows(dist.rank * per_rank, (dist.rank + 1) * per_rank)
+            if first:
+                check_masks(masks, math.prod(grid), per_rank, session.resolved)
+            masks = masks.to(dist.device)
+            sync = contextlib.nullcontext()
+            if dist.world > 1 and micro < s.accumulate - 1:
+                sync = session.model.no_sync()
+            with sync, torch.autocast(dist.device.type, dtype=session.amp or torch.float32,
+                                      enabled=session.amp is not None):
+                out = session.model(batch, masks, gen)
+            with sync:
+                (out["loss"] / s.accumulate).backward()
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / s.accumulate
+        vals = all_reduce_mean(torch.tensor(list(totals.values()), dtype=torch.float64))
+        return dict(zip(totals, vals.tolist()))
+
+    def _update(self, session: _Session, step: int,
+                totals: dict[str, float]) -> tuple[float | None, float]:
+        """NaN guard, gradient clipping, optimizer step and EMA update."""
+        s = self.s
+        if not math.isfinite(totals["loss"]):
+            where = f" ({session.last_ckpt})" if session.last_ckpt else ""
+            raise TrainingDiverged(
+                f"loss became {totals['loss']} at step {step + 1}; stopped before "
+                f"saving these weights, the last good checkpoint{where} is kept. "
+                "Try a lower train.lr, more warm-up, or train.precision = 'fp32'.")
+        grad_norm = None
+        if s.clip_grad:
+            params = [p for p in session.jepa.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, s.clip_grad))
+        session.opt.step()
+        session.opt.zero_grad(set_to_none=True)
+        momentum = linear_ramp(step, s.steps, s.momentum, s.momentum_end)
+        session.jepa.update_target(momentum)
+        return grad_norm, momentum
+
+    def _log(self, session: _Session, done: int, totals: dict[str, float], lr: float,
+             wd: float, momentum: float, grad_norm: float | None) -> dict[str, Any] | None:
+        """The metrics row of step ``done`` when one is due (and RankMe when due), written
+        to metrics.jsonl, TensorBoard and the progress bar."""
+        s = self.s
+        row: dict[str, Any] | None = None
+        if done % s.log_every == 0 or done == s.steps:
+            now = time.perf_counter()
+            last_time, last_step = session.clock
+            row = {"step": done, **{k: round(v, 6) for k, v in totals.items()},
+                   "lr": lr, "weight_decay": wd, "momentum": momentum,
+                   "samples_per_s": (done - last_step) * s.batch_size * s.accumulate
+                   / max(now - last_time, 1e-9)}
+            if grad_norm is not None:
+                row["grad_norm"] = grad_norm
+            session.clock = (now, done)
+        if (s.rankme_every and done % s.rankme_every == 0) or done == s.steps:
+            rank, centered, limit = self._rankme(session.jepa, session.dataset,
+                                                 session.monitor, session.dist)
+            if row is None:
+                row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
+            row.update(rankme=rank, rankme_centered=centered, rankme_max=limit)
+        if row is not None and session.dist.main:
+            append_metrics(self.out, row)
+            session.result.metrics.append(row)
+            if session.board is not None:
+                for key, value in row.items():
+                    if key != "step" and isinstance(value, (int, float)):
+                        session.board.add_scalar(key, value, done)
+        if session.bar is not None:
+            session.bar.update(1)
+            post = {"loss": f"{totals['loss']:.4f}"}
+            if row and "rankme" in row:
+                post["rankme"] = f"{row['rankme']:.1f}"
+            if row and "samples_per_s" in row:
+                post["samples/s"] = f"{row['samples_per_s']:.0f}"
+            session.bar.set_postfix(post)
+        return row
+
+    def _checkpoint_if_due(self, session: _Session, done: int,
+                           row: dict[str, Any] | None) -> None:
+        s = self.s
+        if not ((s.checkpoint_every and done % s.checkpoint_every == 0) or done == s.steps):
+            return
+        if s.select == "rankme":
+            session.scores[done] = (
+                row["rankme_centered"] if row and "rankme_centered" in row
+                else self._rankme(session.jepa, session.dataset, session.monitor,
+                                  session.dist)[1])
+        session.last_ckpt = self._checkpoint(session.jepa, session.opt, done, session.dist,
+                                             session.scores)
+
+    # -- the end ---------------------------------------------------------------------
+    def _export(self, session: _Session) -> None:
+        """Write ``encoder.safetensors`` (the last step, or the best-scored checkpoint
+        under ``train.select = "rankme"``) and mark the run complete."""
+        s, info, scores = self.s, session.info, session.scores
+        if not session.dist.main:
+            return
+        chosen = best_step(scores) if s.select == "rankme" and scores else s.steps
+        state = session.jepa.export_encoder().state_dict()
+        if chosen != s.steps:
+            state = checkpoint_encoder_state(
+                self.out / CHECKPOINT_DIR / f"step_{chosen:08d}", session.resolved)
+        save_tensors(self.out / ENCODER_FILE, state,
+                     metadata={"format": "polyjepa-encoder", "encoder":
+                               str(session.resolved["encoder"].get("name")),
+                               "step": str(chosen)})
+        info["selected"] = {"by": s.select, "step": chosen}
+        if s.select == "rankme":
+            info["selected"]["rankme_centered"] = {str(k): v for k, v in scores.items()}
+            if self.progress:
+                print(f"exported the encoder of step {chosen} (highest centred RankMe, "
+                      f"{scores.get(chosen, float('nan')):.2f})")
+        info["status"] = "complete"
+        info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if s.steps == 0:
+            info["untrained"] = True
+            print(f"{self.out}: 0 steps, so the exported encoder is the random "
+                  "initialisation (a baseline, not a pre-trained encoder)")
+        atomic_write_json(self.out / RUN_FILE, info)
 
     # -- pieces ----------------------------------------------------------------------
     def _monitor_indices(self, n: int, seed: int) -> list[int]:
-        k = min(int(self.t.get("rankme_samples", 512)), n)
+        k = min(self.s.rankme_samples, n)
         g = torch.Generator().manual_seed(seed + 12_345)
         return sorted(torch.randperm(n, generator=g)[:k].tolist())
 
@@ -397,8 +466,7 @@ class Trainer:
         was_training = enc.training
         enc.eval()
         chunks = []
-        bs = int(self.config.get("eval", {}).get("batch_size", 128))
-        for batch in eval_loader(dataset, bs, indices):
+        for batch in eval_loader(dataset, self.s.eval_batch_size, indices):
             batch = move_to(batch, dist.device)
             chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch)).cpu())
         enc.train(was_training)
@@ -407,10 +475,10 @@ class Trainer:
         # the collapse check ignores the shared mean embedding (see evaluators.RankMe)
         centered = centred_rank(z)
         limit = min(z.shape)
-        if is_collapsed(centered, limit, float(self.t.get("collapse_rank", 0.02))) and dist.main:
+        if is_collapsed(centered, limit, self.s.collapse_rank) and dist.main:
             warn(f"RankMe {centered:.2f} (centred) of at most {limit}: the embeddings are "
-                          "collapsing. Check the target (EMA momentum, SIGReg weight), the "
-                          "learning rate and the masks.", CollapseWarning)
+                 "collapsing. Check the target (EMA momentum, SIGReg weight), the "
+                 "learning rate and the masks.", CollapseWarning)
         return rank, centered, limit
 
     def _checkpoint(self, jepa: Any, opt: torch.optim.Optimizer, step: int,
@@ -426,7 +494,7 @@ class Trainer:
             path = save_checkpoint(self.out, step, jepa.state_dict(), tensors,
                                    {"optimizer": plain, "polyjepa_version": __version__,
                                     "rankme_centered": {str(k): v for k, v in scores.items()}},
-                                   keep=int(self.t.get("keep_checkpoints", 2)), protect=protect)
+                                   keep=self.s.keep_checkpoints, protect=protect)
         barrier()
         return path
 
