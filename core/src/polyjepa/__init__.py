@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "effective_rank": "polyjepa.evaluators",
     "l2_normalise": "polyjepa.evaluators",
     "label_task": "polyjepa.evaluators",
+    "labelled_embeddings": "polyjepa.evaluators",
     "split_indices": "polyjepa.evaluators",
     "LinearProbe": "polyjepa.evaluators",
     "KNN": "polyjepa.evaluators",

@@ -127,15 +127,18 @@ def split_indices(labels: np.ndarray, groups: np.ndarray | None, seed: int,
     return next(ShuffleSplit(n_splits=1, test_size=test_size, random_state=seed).split(idx))
 
 
-def _check(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
+def labelled_embeddings(ctx: EvalContext,
+                        what: str = "this evaluator") -> tuple[np.ndarray, np.ndarray]:
+    """The context's embeddings (float64) and labels, checked: labels present, one per
+    embedding, embeddings finite. ``what`` names the caller in the error."""
     if ctx.labels is None:
-        raise DataError("this evaluator needs labels and the data has none")
+        raise DataError(f"{what} needs labels and the data has none")
     x = np.asarray(ctx.embeddings, dtype=np.float64)
     y = np.asarray(ctx.labels)
     if len(x) != len(y):
-        raise DataError(f"{len(x)} embeddings but {len(y)} labels")
+        raise DataError(f"{what}: {len(x)} embeddings but {len(y)} labels")
     if not np.isfinite(x).all():
-        raise DataError("the embeddings contain NaN or infinite values")
+        raise DataError(f"{what}: the embeddings contain NaN or infinite values")
     return x, y
 
 
@@ -159,7 +162,7 @@ class LinearProbe:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        x, y = _check(ctx)
+        x, y = labelled_embeddings(ctx)
         task = label_task(y, ctx.dataset)
         tr, te = split_indices(y if task != "multilabel" else y[:, 0], ctx.groups, ctx.seed,
                                self.test_size, task)
@@ -201,7 +204,7 @@ class KNN:
         from sklearn.metrics import accuracy_score
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-        x, y = _check(ctx)
+        x, y = labelled_embeddings(ctx)
         task = label_task(y, ctx.dataset)
         if task == "multilabel":
             return {}

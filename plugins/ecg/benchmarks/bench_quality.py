@@ -12,9 +12,8 @@ class-balanced logistic probe; RankMe is printed beside each.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,18 +22,14 @@ import numpy as np
 
 
 def _data_dir() -> Path:
-    root = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                               Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-    return root / "ecg" / "wfdb-sample"
+    """The shared MIT-BIH sample folder; the script stops with a message without it."""
+    from polyjepa.testing import shared_data
 
-
-def rr_qrs_features(ds) -> np.ndarray:
-    """RR + QRS morphology features: the baseline of ``quality.py`` beside this file."""
-    spec = importlib.util.spec_from_file_location("_ecg_quality", Path(__file__).with_name(
-        "quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.rr_qrs_features(ds)
+    root = shared_data("ecg", "wfdb-sample")
+    if root is None:
+        sys.exit("MIT-BIH record 100 not found: set POLYJEPA_SHARED_DATA to the folder "
+                 "holding ecg/wfdb-sample (or run from a checkout with shared/data beside it)")
+    return root
 
 
 def main() -> None:
@@ -50,6 +45,7 @@ def main() -> None:
 
     import polyjepa as pj
     from polyjepa_ecg.evaluators import beat_metrics, time_split
+    from polyjepa_ecg.quality import rr_qrs_features
 
     hea = _data_dir() / "100.hea"
     out = Path(a.out or tempfile.mkdtemp(prefix="ecg-bench-"))
@@ -98,6 +94,7 @@ def main() -> None:
               f"{mf['beat_f1_macro']:6.3f} {mf.get('beat_auc', float('nan')):7.3f}")
     print("F1: macro-F1; RankMe-c: RankMe of mean-centred embeddings. With ~11 S beats "
           "in the test part one beat moves F1 by about 0.03.")
+
 
 if __name__ == "__main__":
     main()

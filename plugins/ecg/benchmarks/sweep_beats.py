@@ -2,7 +2,9 @@
 
 Runs ``pj.sweep`` on the same unlabelled beat windows, model size and step count as
 ``bench_quality.py`` (MIT-BIH record 100), with ``probe=False``: no label is read, the
-trials are ranked by the centred RankMe of their embeddings alone.
+trials are ranked by the centred RankMe of their embeddings alone (RankMe: Garrido et al.,
+"RankMe: Assessing the Downstream Performance of Pretrained Self-Supervised
+Representations by Their Rank", ICML 2023, https://arxiv.org/abs/2210.02885).
 
     OMP_NUM_THREADS=1 python plugins/ecg/benchmarks/sweep_beats.py [--steps 300] \
         [--workers 2] [--out sweeps/ecg-beats]
@@ -11,7 +13,7 @@ trials are ranked by the centred RankMe of their embeddings alone.
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
 
 GRID = {
@@ -33,9 +35,14 @@ GRID = {
 
 
 def _data_dir() -> Path:
-    root = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                               Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-    return root / "ecg" / "wfdb-sample"
+    """The shared MIT-BIH sample folder; the script stops with a message without it."""
+    from polyjepa.testing import shared_data
+
+    root = shared_data("ecg", "wfdb-sample")
+    if root is None:
+        sys.exit("MIT-BIH record 100 not found: set POLYJEPA_SHARED_DATA to the folder "
+                 "holding ecg/wfdb-sample (or run from a checkout with shared/data beside it)")
+    return root
 
 
 def main() -> None:

@@ -10,17 +10,13 @@ Everything is seeded, so the files and the annotation counts are the same on eve
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-SAMPLE = SHARED / "ecg" / "wfdb-sample"
-PVC = SHARED / "ecg" / "mitdb-pvc"
+from polyjepa.testing import shared_data_or_skip
 
 PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 PTB_NAMES = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6",
@@ -238,16 +234,14 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
-    if not (SAMPLE / "100.hea").is_file():
-        pytest.skip(f"shared ECG data not found at {SAMPLE}")
-    return SAMPLE
+    """The shared MIT-BIH sample folder (records 100, PTB s0010_re, ...)."""
+    return shared_data_or_skip("ecg", "wfdb-sample", "100.hea").parent
 
 
 @pytest.fixture(scope="session")
 def pvc_dir() -> Path:
-    if not (PVC / "106.hea").is_file():
-        pytest.skip(f"shared MIT-BIH PVC records not found at {PVC}")
-    return PVC
+    """The shared MIT-BIH PVC records (105, 106, 108, 116, 123 and 102)."""
+    return shared_data_or_skip("ecg", "mitdb-pvc", "106.hea").parent
 
 
 @pytest.fixture(scope="session")

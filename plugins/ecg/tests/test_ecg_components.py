@@ -92,8 +92,8 @@ def test_factories_take_no_catch_all_and_reject_misspelt_keys():
     import inspect
 
     from polyjepa import ConfigError, resolve_config
-    from polyjepa_ecg.dataset import ptbxl_dataset, wfdb_dataset
-    from polyjepa_ecg.encoder import ECGEncoder
+    from polyjepa_ecg.datasets import ptbxl_dataset, wfdb_dataset
+    from polyjepa_ecg.encoders import ECGEncoder
 
     for factory in (wfdb_dataset, ptbxl_dataset, ECGEncoder):
         kinds = {p.kind for p in inspect.signature(factory).parameters.values()}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from polyjepa import ConfigError, DataError
-from polyjepa_ecg.dataset import ptbxl_dataset, wfdb_dataset
+from polyjepa_ecg.datasets import ptbxl_dataset, wfdb_dataset
 from polyjepa_ecg.io import (
     AAMI_CLASSES,
     STANDARD_LEADS,

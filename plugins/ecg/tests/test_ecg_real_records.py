@@ -8,7 +8,7 @@ import pytest
 
 import polyjepa as pj
 from polyjepa import DataError, testing
-from polyjepa_ecg.dataset import wfdb_dataset
+from polyjepa_ecg.datasets import wfdb_dataset
 from polyjepa_ecg.io import STANDARD_LEADS, read_wfdb
 
 TINY = {"encoder.embed_dim": 32, "encoder.depth": 1, "encoder.num_heads": 2,

@@ -18,7 +18,6 @@ averaged over seeds). RankMe is computed on the pillar vectors.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,12 +26,11 @@ import numpy as np
 import torch
 
 import polyjepa as pj
-from polyjepa_lidar.dataset import LidarDataset, simulated_dataset
+from polyjepa.testing import shared_data
+from polyjepa_lidar.datasets import LidarDataset, simulated_dataset
 from polyjepa_lidar.evaluators import pillar_embeddings, probe_pillars
 from polyjepa_lidar.pillars import HEIGHT_STATS
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 MODEL = {"encoder.embed_dim": 64, "encoder.depth": 2, "encoder.num_heads": 4,
          "predictor.dim": 32, "predictor.depth": 2, "predictor.num_heads": 2}
 SEEDS = (0, 1, 2)
@@ -47,6 +45,8 @@ def _probe(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, hist: np
 
 
 def _rank(vectors: np.ndarray) -> float:
+    """RankMe (Garrido et al., ICML 2023, https://arxiv.org/abs/2210.02885) of up to 4096
+    of the pillar vectors."""
     rng = np.random.default_rng(0)
     idx = rng.choice(len(vectors), min(len(vectors), 4096), replace=False)
     return pj.effective_rank(vectors[idx])
@@ -73,9 +73,11 @@ def _rows(name: str, run: pj.Run, eval_ds: LidarDataset) -> list[tuple]:
 
 
 def bench_las(out: Path, steps: int) -> list[tuple]:
-    las = sorted((SHARED / "lidar" / "las").glob("*.las"))
+    folder = shared_data("lidar", "las")
+    las = sorted(folder.glob("*.las")) if folder is not None else []
     if not las:
-        print(f"no LAS file under {SHARED / 'lidar' / 'las'}; skipping the LAS benchmark")
+        print("no LAS file in the shared data's lidar/las (set $POLYJEPA_SHARED_DATA); "
+              "skipping the LAS benchmark")
         return []
     ov = {**MODEL, "dataset.grid": 16, "dataset.tile": 10.0, "dataset.tile_stride": 2.5,
           "train.batch_size": 16, "train.warmup_steps": steps // 10, "train.lr": 1e-3,

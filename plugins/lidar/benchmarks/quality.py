@@ -21,19 +21,17 @@ with the same logistic probe. Run through ``benchmarks/quality.py lidar``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polyjepa as pj
+from polyjepa.testing import shared_data
 from polyjepa_lidar.quality import las_task, raycast_task
-
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 
 
 def las_file() -> Path | None:
     """The first LAS tile in ``../shared/data/lidar/las``, else ``None``."""
-    files = sorted((SHARED / "lidar" / "las").glob("*.las"))
+    folder = shared_data("lidar", "las")
+    files = sorted(folder.glob("*.las")) if folder is not None else []
     return files[0] if files else None
 
 

@@ -8,16 +8,12 @@ skips when they are absent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-KITTI = SHARED / "lidar" / "kitti-sample"
-LAS_DIR = SHARED / "lidar" / "las"
+from polyjepa.testing import shared_data_or_skip
 
 TINY = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
         "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2}
@@ -139,16 +135,17 @@ def las_file(tmp_path_factory: pytest.TempPathFactory, las_tile: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def real_kitti_dir() -> Path:
-    if not KITTI.is_dir():
-        pytest.skip(f"shared LiDAR data not found at {KITTI}")
-    return KITTI
+    """The real KITTI velodyne scans of the shared data (skips without them)."""
+    return shared_data_or_skip("lidar", "kitti-sample")
 
 
 @pytest.fixture(scope="session")
 def real_las_file() -> Path:
-    files = sorted(LAS_DIR.glob("*.las"))
+    """The first real classified LAS tile of the shared data (skips without one)."""
+    folder = shared_data_or_skip("lidar", "las")
+    files = sorted(folder.glob("*.las"))
     if not files:
-        pytest.skip(f"shared LAS data not found in {LAS_DIR}")
+        pytest.skip(f"shared LAS data not found in {folder}")
     return files[0]
 
 
@@ -174,13 +171,13 @@ def semantic_kitti(kitti_dir, tmp_path):
 
 @pytest.fixture(scope="session")
 def kitti_dataset(kitti_dir):
-    from polyjepa_lidar.dataset import LidarDataset
+    from polyjepa_lidar.datasets import LidarDataset
 
     return LidarDataset(kitti_dir, grid=16)
 
 
 @pytest.fixture(scope="session")
 def sim_dataset():
-    from polyjepa_lidar.dataset import simulated_dataset
+    from polyjepa_lidar.datasets import simulated_dataset
 
     return simulated_dataset(n_scenes=12, grid=16, beams=8, azimuths=256)

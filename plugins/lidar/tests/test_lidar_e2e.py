@@ -56,9 +56,9 @@ def test_cli_on_classified_las(source, request, tmp_path, tiny):
 
 def test_demo_runs_on_simulated_scenes(tmp_path, monkeypatch, capsys):
     """The demo without its comparison task (plain pre-training), at tiny sizes."""
-    from polyjepa_lidar import recipe
+    from polyjepa_lidar import recipes
 
-    small = recipe.lidar_recipe()
+    small = recipes.lidar_recipe()
     small["demo"].pop("task")
     small["demo"]["overrides"]["dataset"].update({"n_scenes": 8, "grid": 12, "beams": 8,
                                                   "azimuths": 128})
@@ -66,7 +66,7 @@ def test_demo_runs_on_simulated_scenes(tmp_path, monkeypatch, capsys):
                                                   "num_heads": 2})
     small["demo"]["overrides"]["train"].update({"batch_size": 4, "precision": "fp32",
                                                 "device": "cpu"})
-    monkeypatch.setattr(recipe, "lidar_recipe", lambda: small)
+    monkeypatch.setattr(recipes, "lidar_recipe", lambda: small)
     results = pj.demo(["lidar"], out=tmp_path, steps=2, progress=False)
     assert "SIMULATED" in capsys.readouterr().out
     res = results["lidar"]

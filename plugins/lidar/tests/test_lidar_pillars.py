@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from polyjepa import ConfigError, DataError, testing
-from polyjepa_lidar.dataset import LidarDataset
+from polyjepa_lidar.datasets import LidarDataset
 from polyjepa_lidar.io import Cloud, read_cloud
 from polyjepa_lidar.pillars import FEATURES, ground_heights, pillarize, voxel_downsample
 
@@ -157,7 +157,7 @@ def _brute_force_tiles(xy, tile, stride):
 
 @pytest.mark.parametrize("stride", [10.0, 2.5, 3.0])
 def test_tiles_are_the_windows_that_hold_points(stride):
-    from polyjepa_lidar.dataset import _tiles
+    from polyjepa_lidar.tiles import tile_windows
 
     def cloud(xy):
         return Cloud(np.c_[xy, np.zeros(len(xy))], np.zeros(len(xy), np.float32))
@@ -165,12 +165,12 @@ def test_tiles_are_the_windows_that_hold_points(stride):
     rng = np.random.default_rng(0)
     dense = rng.uniform(0, 60, (2000, 2)) * [1, 0.66]
     dense = dense[(dense[:, 0] < 20) | (dense[:, 0] > 40)]  # an empty strip in the middle
-    windows = _tiles(cloud(dense), 10.0, stride)
+    windows = tile_windows(cloud(dense), 10.0, stride)
     assert windows == _brute_force_tiles(dense, 10.0, stride)
     # far outliers on every side add the few windows they lie in and leave the windows
     # over the data as they are (neither shifted nor stretched)
     far = np.array([[800.0, 7.0], [-800.0, 7.0], [30.0, 900.0], [-500.0, -600.0]])
-    with_far = _tiles(cloud(np.r_[dense, far]), 10.0, stride)
+    with_far = tile_windows(cloud(np.r_[dense, far]), 10.0, stride)
     near = [w for w in with_far if -100 < w[0] < 100 and -100 < w[1] < 100]
     assert [w[:2] for w in near] == [w[:2] for w in windows]
     per_point = int(np.ceil(10.0 / stride)) ** 2

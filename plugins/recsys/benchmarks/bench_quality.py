@@ -3,7 +3,8 @@
 Pre-trained item tower (``recsys``) and sequence encoder (``recsys_seq``) versus the same
 encoders at random init, popularity and item-kNN on co-occurrence: Recall@10 and NDCG@10
 over the full catalogue, overall and on long-tail held-out items (outside the top 20%
-most popular), with RankMe beside the embeddings.
+most popular), with RankMe (Garrido et al., ICML 2023, https://arxiv.org/abs/2210.02885)
+beside the embeddings. Data: ``--data``, else ``recsys/ml-100k`` of the shared data.
 
     python benchmarks/bench_quality.py [--data DIR] [--steps N] [--out DIR] [--set K=V]
 """
@@ -11,17 +12,14 @@ most popular), with RankMe beside the embeddings.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 import polyjepa as pj
+from polyjepa.testing import shared_data
 from polyjepa_recsys.evaluators import NextItem
-
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT = Path(os.environ.get("POLYJEPA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def _scores(encoder: torch.nn.Module, dataset, seed: int = 0) -> dict[str, float]:
@@ -35,12 +33,19 @@ def _scores(encoder: torch.nn.Module, dataset, seed: int = 0) -> dict[str, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT / "recsys" / "ml-100k"))
+    ap.add_argument("--data", default=None,
+                    help="MovieLens-100k folder (default: recsys/ml-100k of the shared data)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for both recipes, e.g. dataset.audience=32")
     args = ap.parse_args()
+    if args.data is None:
+        default = shared_data("recsys", "ml-100k")
+        if default is None:
+            raise SystemExit("MovieLens-100k not found in the shared data (recsys/ml-100k; "
+                             "set POLYJEPA_SHARED_DATA): pass --data DIR")
+        args.data = str(default)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-recsys-"))
     rows: list[tuple[str, dict[str, float], str]] = []
     baselines: dict[str, float] = {}

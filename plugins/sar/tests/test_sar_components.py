@@ -6,7 +6,7 @@ import torch
 
 import polyjepa
 from polyjepa import testing
-from polyjepa_sar.encoder import GradientTarget
+from polyjepa_sar.encoders import GradientTarget
 from polyjepa_sar.simulate import CLASSES, simulate_chips, simulate_scene, speckle
 
 

@@ -13,7 +13,9 @@ import rasterio
 import torch
 
 import polyjepa
-from polyjepa_sar.raster import ChipFolder, RasterTiles, write_geotiff
+from polyjepa_sar.chips import ChipFolder
+from polyjepa_sar.io import write_geotiff
+from polyjepa_sar.tiles import RasterTiles
 
 
 def _optical_warnings(fn, *args, **kwargs) -> list[warnings.WarningMessage]:

@@ -15,7 +15,11 @@ import torch
 from rasterio.control import GroundControlPoint
 
 import polyjepa
-from polyjepa_sar.raster import ChipFolder, RasterTiles, find_scenes, polarisation_of, write_geotiff
+from polyjepa_sar.bands import polarisation_of
+from polyjepa_sar.chips import ChipFolder
+from polyjepa_sar.io import write_geotiff
+from polyjepa_sar.products import find_scenes
+from polyjepa_sar.tiles import RasterTiles
 
 
 def test_polarisation_from_file_name(grd_tif: Path) -> None:

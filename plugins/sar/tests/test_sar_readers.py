@@ -12,8 +12,9 @@ import torch
 
 import polyjepa
 from polyjepa import testing
+from polyjepa_sar.datasets import ChipFolder, RasterTiles, open_sar
+from polyjepa_sar.io import write_geotiff
 from polyjepa_sar.preprocess import lee_filter, preprocess, robust_stats
-from polyjepa_sar.raster import ChipFolder, RasterTiles, open_sar, write_geotiff
 from polyjepa_sar.simulate import CLASSES
 
 

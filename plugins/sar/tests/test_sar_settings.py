@@ -11,7 +11,8 @@ import torch
 import polyjepa
 from polyjepa import testing
 from polyjepa.validation import factory_params
-from polyjepa_sar.raster import ChipFolder, RasterTiles
+from polyjepa_sar.chips import ChipFolder
+from polyjepa_sar.tiles import RasterTiles
 
 
 def test_rebuilt_from_state_sees_the_training_tiles(grd_tif: Path, tmp_path: Path,
@@ -71,6 +72,18 @@ def test_sar_factories_declare_their_arguments() -> None:
                         ("datasets", ("sar.raster", "sar.chips", "sar.simulated"))):
         for name in names:
             assert factory_params(kind, name)[1] is False, name
+
+
+def test_open_sar_takes_every_setting_of_both_readers() -> None:
+    """``sar.raster`` forwards by the readers' signatures: a setting either reader takes
+    is one it takes too (so it is never reported as misspelt)."""
+    import inspect
+
+    from polyjepa_sar.datasets import open_sar
+
+    mine = set(inspect.signature(open_sar).parameters)
+    for reader in (RasterTiles, ChipFolder):
+        assert set(inspect.signature(reader).parameters) <= mine, reader.__name__
 
 
 @pytest.mark.parametrize(("key", "hint"), [

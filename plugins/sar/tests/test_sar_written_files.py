@@ -16,7 +16,9 @@ import torch
 
 import polyjepa
 from polyjepa import testing
-from polyjepa_sar.raster import RasterTiles, find_scenes, write_geotiff
+from polyjepa_sar.io import write_geotiff
+from polyjepa_sar.products import find_scenes
+from polyjepa_sar.tiles import RasterTiles
 
 
 def test_optical_tiles(optical_tif: Path) -> None:

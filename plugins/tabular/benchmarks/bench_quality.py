@@ -4,8 +4,9 @@ For breast_cancer, wine, iris, digits, diabetes and linnerud: T-JEPA pre-trainin
 the ``tabular`` recipe, then logistic/ridge ("lin") and MLP models on frozen embeddings
 of the pretrained encoder and of the same encoder at random init, beside the same models
 on the raw features and HistGradientBoosting (GBDT), all on one held-out split (25%),
-with RankMe of both encoders. Metric: accuracy (classification) or R^2 (diabetes,
-linnerud). linnerud has 20 rows (5 held out), so its figures are very noisy.
+with RankMe (Garrido et al., ICML 2023, https://arxiv.org/abs/2210.02885) of both
+encoders. Metric: accuracy (classification) or R^2 (diabetes, linnerud). linnerud has
+20 rows (5 held out), so its figures are very noisy.
 
     python plugins/tabular/benchmarks/bench_quality.py [--steps 600] [--out DIR]
 """

@@ -7,20 +7,14 @@ reader's handling of both is exercised.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 
 
 def messy_frame(name: str = "wine", seed: int = 0):
     """A bundled real table with ~10% missing numbers, a categorical column with missing
     entries, and a string target."""
-    from polyjepa_tabular.data import sklearn_frame
+    from polyjepa_tabular.bundled import sklearn_frame
 
     rng = np.random.default_rng(seed)
     frame = sklearn_frame(name)

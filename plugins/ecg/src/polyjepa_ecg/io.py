@@ -1,6 +1,6 @@
 """Reading ECG records: WFDB files (with annotations), PTB-XL and the scipy demo recording.
 
-Everything here returns plain numpy arrays; :mod:`polyjepa_ecg.dataset` turns them into
+Everything here returns plain numpy arrays; :mod:`polyjepa_ecg.datasets` turns them into
 windows for the encoder. Every failure is a :class:`polyjepa.DataError` naming the file.
 """
 

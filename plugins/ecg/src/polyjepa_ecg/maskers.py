@@ -1,19 +1,21 @@
-"""ECG-JEPA maskers on the (lead, time) grid: time blocks across leads, whole leads."""
+"""Maskers on the ECG (lead, time) grid: time blocks across all leads, whole leads.
+
+ECG-JEPA (Kim, "Learning General Representation of 12-Lead Electrocardiogram with a
+Joint-Embedding Predictive Architecture", 2024, https://arxiv.org/abs/2410.08559) hides
+the same time patches in every lead, since the leads record one heartbeat at once and a
+patch visible in one lead would give its neighbours away. :class:`TimeBlockMasker` is
+adapted from its multi-block masking; :class:`LeadMasker` hides whole leads instead, an
+addition of this plugin. Both keep I-JEPA's scheme of one context and several target
+sets predicted from it (Assran et al., "Self-Supervised Learning from Images with a
+Joint-Embedding Predictive Architecture", CVPR 2023, https://arxiv.org/abs/2301.08243),
+and use only valid tokens, so records lacking leads are masked among the leads they have.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from polyjepa import Masks, choose
-
-
-def _valid(valid: torch.Tensor | None, b: int, n: int) -> torch.Tensor:
-    if valid is None:
-        return torch.ones(b, n, dtype=torch.bool)
-    valid = valid.detach().to("cpu", torch.bool).reshape(b, -1)
-    if valid.shape[1] != n:
-        raise ValueError(f"valid mask has {valid.shape[1]} tokens, grid has {n}")
-    return valid
+from polyjepa import Masks, choose, valid_rows
 
 
 def _finish(targets: torch.Tensor, ok: torch.Tensor, num_targets: int,
@@ -41,9 +43,10 @@ def _finish(targets: torch.Tensor, ok: torch.Tensor, num_targets: int,
 
 
 class TimeBlockMasker:
-    """Contiguous time blocks masked across all leads (ECG-JEPA's random block masking).
+    """Contiguous time blocks masked across all leads.
 
-    ``num_blocks`` blocks per sample, each ``block_scale`` of the time axis long, drawn
+    Adapted from ECG-JEPA's multi-block masking (arXiv:2410.08559), which draws one set of
+    blocks for the whole batch; here ``num_blocks`` blocks per sample, each ``block_scale`` of the time axis long, drawn
     with independent positions per sample; their union (``target_ratio`` is reached by
     the block sizes) is the target, split into ``num_targets`` equal sets. Only valid
     tokens are used.
@@ -62,7 +65,7 @@ class TimeBlockMasker:
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> Masks:
         leads, n = (int(g) for g in grid)
-        ok = _valid(valid, batch_size, leads * n)
+        ok = valid_rows(valid, batch_size, leads * n)
         lo, hi = self.block_scale
         s = lo + float(torch.rand(1, generator=generator)) * (hi - lo)
         width = max(1, min(n - 1, round(s * n)))
@@ -77,7 +80,10 @@ class TimeBlockMasker:
 
 
 class LeadMasker:
-    """Whole leads as targets (ECG-JEPA's channel-wise masking), among valid leads only.
+    """Whole leads as targets, among valid leads only.
+
+    ECG-JEPA (arXiv:2410.08559) masks time alone; hiding whole leads asks the encoder to
+    infer a lead from the others (the leads are projections of one cardiac dipole).
 
     Each sample hides the same number of leads, ``lead_ratio`` of the fewest valid leads
     in the batch (at least one, never all), chosen among its own valid leads, and
@@ -99,7 +105,7 @@ class LeadMasker:
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> Masks:
         leads, n = (int(g) for g in grid)
-        ok = _valid(valid, batch_size, leads * n)
+        ok = valid_rows(valid, batch_size, leads * n)
         lead_ok = ok.view(batch_size, leads, n).any(dim=2)  # [B, L]
         counts = lead_ok.sum(dim=1)
         if leads < 2 or bool((counts < 2).any()):

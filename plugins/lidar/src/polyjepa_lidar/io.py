@@ -2,11 +2,13 @@
 
 Every reader returns a :class:`Cloud`: ``points [N, 3]`` float64, ``intensity [N]`` float32
 (zeros when the format has none) and ``labels [N]`` int64 or ``None``. Bad files raise
-:class:`polyjepa.DataError` naming the file and the problem.
+:class:`polyjepa.DataError` naming the file and the problem. :func:`read_cached` decodes a
+file once and memory-maps the decoded arrays afterwards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +206,36 @@ def read_cloud(path: str | Path) -> Cloud:
         raise DataError(f"{path}: unknown point-cloud format {path.suffix!r}; "
                         f"readable: {', '.join(SUFFIXES)}")
     return reader(path)
+
+
+def read_cached(path: Path, cache_dir: Path | None) -> Cloud:
+    """:func:`read_cloud`, decoded once, then memory-mapped from ``cache_dir``.
+
+    The cache key holds the file's (and its SemanticKITTI label file's) resolved path,
+    size and modification time, so an edited file is decoded again. ``None``: no cache.
+    """
+    if cache_dir is None:
+        return read_cloud(path)
+    stamp = ""
+    for f in (path, kitti_label_file(path) if path.suffix.lower() == ".bin" else None):
+        if f is not None:
+            st = f.stat()
+            stamp += f"|{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = hashlib.sha1(stamp.encode()).hexdigest()
+    folder = cache_dir / key[:16]
+    if (folder / "done").is_file():
+        labels = folder / "labels.npy"
+        return Cloud(np.load(folder / "points.npy", mmap_mode="r"),
+                     np.load(folder / "intensity.npy", mmap_mode="r"),
+                     np.load(labels, mmap_mode="r") if labels.is_file() else None, str(path))
+    cloud = read_cloud(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "points.npy", cloud.points)
+    np.save(folder / "intensity.npy", cloud.intensity)
+    if cloud.labels is not None:
+        np.save(folder / "labels.npy", cloud.labels)
+    (folder / "done").write_text("ok\n")
+    return cloud
 
 
 def list_files(data: str | Path | list[Any]) -> list[Path]:

@@ -24,7 +24,7 @@ import numpy as np
 import polyjepa as pj
 from polyjepa.quality import Score
 
-from .dataset import LidarDataset, simulated_dataset
+from .datasets import LidarDataset, simulated_dataset
 from .evaluators import _miou_from_pairs, pillar_embeddings, probe_pillars
 from .pillars import HEIGHT_STATS
 

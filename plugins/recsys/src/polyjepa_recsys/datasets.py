@@ -23,6 +23,7 @@ dependence are the dataset's ``state``: saved with the run and reused at evaluat
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ import torch
 
 from polyjepa import DataError
 
+from .dependence import field_dependence
 from .io import RecData, read_interactions
 
 
@@ -56,49 +58,6 @@ def _split_values(text: Any) -> list[str]:
     if not isinstance(text, str):
         return []
     return [t for t in text.replace("|", " ").split() if t]
-
-
-def _field_labels(x: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray:
-    """A discrete label per item for one field (for dependence estimates); -1 = missing."""
-    if kind in ("cat", "hash"):
-        lab = x[:, 0].astype(np.int64)
-    elif kind == "multi":
-        keys = [tuple(int(v) for v in row if v > 0) for row in x]
-        _, lab = np.unique(np.array([hash(k) for k in keys]), return_inverse=True)
-    else:
-        v = x[:, 0]
-        qs = np.quantile(v[valid], np.linspace(0, 1, 11)[1:-1]) if valid.any() else np.zeros(1)
-        lab = np.searchsorted(np.unique(qs), v)
-    return np.where(valid, lab, -1)
-
-
-def field_dependence(x: np.ndarray, valid: np.ndarray, kinds: list[str]) -> np.ndarray:
-    """Normalised mutual information between every pair of fields, ``[F, F]``.
-
-    Estimated on the catalogue (items with both fields present); multi-valued fields count
-    a value set as one category and numerical fields are binned by deciles. The hashed id
-    is unique per item, so it is given no dependence on the other fields; neither is any
-    field whose values are nearly unique per item (more distinct values than half the
-    items that have it, such as a title's word set), whose mutual information with any
-    other field would only measure that it identifies the item.
-    """
-    from sklearn.metrics import normalized_mutual_info_score
-
-    f = len(kinds)
-    labels = [_field_labels(x[:, i], valid[:, i], kinds[i]) for i in range(f)]
-    unique = [kinds[i] == "hash" or
-              len(np.unique(labels[i][labels[i] >= 0])) > 0.5 * max(1, int((labels[i] >= 0).sum()))
-              for i in range(f)]
-    dep = np.eye(f)
-    for i in range(f):
-        for j in range(i + 1, f):
-            if unique[i] or unique[j]:
-                continue
-            both = (labels[i] >= 0) & (labels[j] >= 0)
-            if both.sum() < 2:
-                continue
-            dep[i, j] = dep[j, i] = normalized_mutual_info_score(labels[i][both], labels[j][both])
-    return dep
 
 
 class RecsysData:
@@ -293,7 +252,24 @@ class RecsysData:
                             for s in fields]
 
 
-class ItemDataset(torch.utils.data.Dataset):
+# every argument of RecsysData, which both datasets take and pass on unchanged
+_DATA_ARGS = tuple(inspect.signature(RecsysData).parameters)
+
+
+class _RecsysDataset(torch.utils.data.Dataset):
+    """What the item and sequence datasets share: the :class:`RecsysData` they read."""
+
+    data: RecsysData
+
+    def _read(self, args: dict[str, Any]) -> RecsysData:
+        """Read the data from a dataset's own arguments (its ``__init__``'s ``locals()``)."""
+        self.data = RecsysData(**{k: args[k] for k in _DATA_ARGS})
+        self.state = self.data.state
+        self.source = self.data.source
+        return self.data
+
+
+class ItemDataset(_RecsysDataset):
     """Samples are catalogue items: ``x [n_fields, W]`` feature codes, ``valid [n_fields]``.
 
     ``group`` is the item's index in the catalogue. Evaluation uses the users' histories.
@@ -307,14 +283,7 @@ class ItemDataset(torch.utils.data.Dataset):
                  id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
                  popularity: bool = True, item_features: list[str] | None = None,
                  audience: int = 0, user_buckets: int = 4096):
-        self.data = RecsysData(data, state=state, items=items, min_rating=min_rating,
-                               id_buckets=id_buckets, max_values=max_values,
-                               max_vocab=max_vocab, popularity=popularity,
-                               item_features=item_features, audience=audience,
-                               user_buckets=user_buckets)
-        self.split = self.data.split
-        self.state = self.data.state
-        self.source = self.data.source
+        self.split = self._read(locals()).split
         self.encoder_hints = {"fields": self.data.field_hints}
         from .maskers import publish_dependence
 
@@ -328,7 +297,7 @@ class ItemDataset(torch.utils.data.Dataset):
                 "group": torch.tensor(i)}
 
 
-class SequenceDataset(torch.utils.data.Dataset):
+class SequenceDataset(_RecsysDataset):
     """Samples are users: their chronological training history (latest ``max_len`` items).
 
     ``x [max_len, n_fields, W]`` holds each history item's feature codes, right-aligned
@@ -345,12 +314,7 @@ class SequenceDataset(torch.utils.data.Dataset):
                  id_buckets: int = 4096, max_values: int = 8, max_vocab: int = 5000,
                  popularity: bool = True, item_features: list[str] | None = None,
                  audience: int = 0, user_buckets: int = 4096):
-        self.data = RecsysData(data, state=state, items=items, min_rating=min_rating,
-                               id_buckets=id_buckets, max_values=max_values,
-                               max_vocab=max_vocab, popularity=popularity,
-                               item_features=item_features, audience=audience,
-                               user_buckets=user_buckets)
-        split = self.data.split
+        split = self._read(locals()).split
         keep = [u for u, h in enumerate(split.histories) if len(h) >= int(min_history)]
         if not keep:
             raise DataError(f"{self.data.source}: no user has at least {min_history} training "
@@ -364,8 +328,6 @@ class SequenceDataset(torch.utils.data.Dataset):
             h = h[-self.max_len:]
             seq[r, self.max_len - len(h):] = h
         self.seq = torch.from_numpy(seq)
-        self.state = self.data.state
-        self.source = self.data.source
         self.encoder_hints = {"fields": self.data.field_hints, "max_len": self.max_len}
 
     def __len__(self) -> int:

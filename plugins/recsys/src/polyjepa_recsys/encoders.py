@@ -70,6 +70,11 @@ class ItemTower(TokenEncoder):
     ``kind`` and vocabulary ``size``. A token is the field's layer-normed embedding (so
     that every field's content is on the scale of the positional terms from the start)
     plus a learned field-identity embedding and a fixed sin-cos position.
+
+    Adapted from the item tower of Yao et al., "Self-supervised Learning for Large-scale
+    Item Recommendations", CIKM 2021, https://arxiv.org/abs/2007.12865 (hashed ids and
+    categorical features embedded per field, so that masking works field by field); here
+    the fields are tokens of a transformer rather than inputs concatenated into an MLP.
     """
 
     def __init__(self, fields: list[dict[str, Any]] | None = None, embed_dim: int = 64,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from polyjepa import DataError, EvalContext, collate
+from polyjepa import DataError, EvalContext, collate, l2_normalise
 
 
 def ranks(scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -57,6 +57,7 @@ def slices(counts: np.ndarray, cold: np.ndarray, head_share: float = 0.2,
 
 
 def popularity_scores(counts: np.ndarray, n_users: int) -> np.ndarray:
+    """Every user's scores as the items' training counts: the popularity baseline."""
     return np.broadcast_to(counts.astype(np.float64), (n_users, len(counts)))
 
 
@@ -76,10 +77,9 @@ def itemknn_scores(histories: Sequence[np.ndarray], n_items: int, shrink: float 
 
 
 def _unit(z: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``z`` (less ``centre`` when given) at unit length, for cosine scores."""
     z = np.asarray(z, np.float64)
-    if centre is not None:
-        z = z - centre
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(z if centre is None else z - centre)
 
 
 def embedding_scores(user_z: np.ndarray, item_z: np.ndarray, centre: bool = True
@@ -234,9 +234,8 @@ class NextItem:
         out = self.score("model", lambda s, e: users[s:e] @ items.T, split)
         n_users = len(split.targets)
         if "popularity" in self.baselines:
-            counts = split.counts.astype(np.float64)
-            out.update(self.score("pop", lambda s, e: np.broadcast_to(
-                counts, (e - s, len(counts))), split))
+            out.update(self.score("pop", lambda s, e: popularity_scores(split.counts, e - s),
+                                  split))
         if "itemknn" in self.baselines:
             out.update(self.score("itemknn", itemknn_scores(split.histories, split.n_items),
                                   split))

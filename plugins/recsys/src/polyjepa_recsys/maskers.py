@@ -1,4 +1,11 @@
-"""Maskers: correlated feature masking over item fields; spans of a user's history."""
+"""Maskers: correlated feature masking over item fields; spans of a user's history.
+
+Both draw targets among a sample's valid tokens only, to be predicted in latent space
+from the rest: the masking of I-JEPA (Assran et al., "Self-Supervised Learning from Images
+with a Joint-Embedding Predictive Architecture", CVPR 2023,
+https://arxiv.org/abs/2301.08243), adapted, with its image blocks replaced by groups of
+dependent feature fields or by spans of a history.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyjepa import Masks, choose
+from polyjepa import Masks, choose, valid_rows
 
 _PUBLISHED: dict[int, np.ndarray] = {}
 
@@ -22,13 +29,22 @@ def publish_dependence(dependence: np.ndarray) -> None:
     _PUBLISHED[dep.shape[0]] = dep
 
 
-def _valid_rows(valid: torch.Tensor | None, batch_size: int, n: int) -> torch.Tensor:
-    if valid is None:
-        return torch.ones(batch_size, n, dtype=torch.bool)
-    valid = valid.detach().to("cpu", torch.bool).reshape(batch_size, -1)
-    if valid.shape[1] != n:
-        raise ValueError(f"valid mask has {valid.shape[1]} tokens, grid has {n}")
-    return valid
+def _valid_and_count(grid: tuple[int, ...], batch_size: int, valid: torch.Tensor | None,
+                     target_ratio: float, sample: str, tokens: str
+                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Valid tokens ``[B, N]``, their count per sample, and the target count for the batch.
+
+    The target count is ``target_ratio`` of the fewest valid tokens any sample has, at
+    least 1 and leaving at least one for the context, so every sample gets the same
+    numbers of target and context tokens. ``sample`` and ``tokens`` name them in the
+    error raised when a sample has fewer than 2 valid tokens.
+    """
+    ok = valid_rows(valid, batch_size, int(np.prod(grid)))
+    n_valid = ok.sum(1)
+    fewest = int(n_valid.min())
+    if fewest < 2:
+        raise ValueError(f"every {sample} needs at least 2 valid {tokens} to mask")
+    return ok, n_valid, max(1, min(round(target_ratio * fewest), fewest - 1))
 
 
 def _equalise(targets: torch.Tensor, ok: torch.Tensor, generator: torch.Generator) -> Masks:
@@ -55,6 +71,11 @@ class CorrelatedFeatureMasker:
     ``dependence`` is an ``[F, F]`` matrix (e.g. normalised mutual information between
     fields); when not given, the one the item dataset estimated is used, and without any
     the masker falls back to random fields.
+
+    Adapted from the correlated feature masking of Yao et al., "Self-supervised Learning
+    for Large-scale Item Recommendations", CIKM 2021, https://arxiv.org/abs/2007.12865:
+    there the masked group and the rest are two views for a contrastive loss; here the
+    group is the target whose representations are predicted from the rest.
     """
 
     def __init__(self, target_ratio: float = 0.5, dependence: Any = None,
@@ -73,14 +94,10 @@ class CorrelatedFeatureMasker:
 
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> Masks:
-        n = int(np.prod(grid))
-        ok = _valid_rows(valid, batch_size, n)
-        n_valid = ok.sum(1)
-        if int(n_valid.min()) < 2:
-            raise ValueError("every item needs at least 2 valid feature fields to mask")
+        ok, _, k = _valid_and_count(grid, batch_size, valid, self.target_ratio,
+                                    sample="item", tokens="feature fields")
+        n = ok.shape[1]
         dep = torch.as_tensor(self._dep(n), dtype=torch.float32)
-        k = max(1, min(round(self.target_ratio * int(n_valid.min())),
-                       int(n_valid.min()) - 1))
         seeds = choose(ok, 1, generator)[:, 0]  # [B]
         # rank fields by dependence on the seed, ties broken at random; seed first
         noise = torch.rand(batch_size, n, generator=generator) * 1e-3
@@ -111,15 +128,10 @@ class SpanMasker:
 
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> Masks:
-        n = int(np.prod(grid))
-        ok = _valid_rows(valid, batch_size, n)
-        n_valid = ok.sum(1)
-        if int(n_valid.min()) < 2:
-            raise ValueError("every history needs at least 2 valid positions to mask")
+        ok, n_valid, total = _valid_and_count(grid, batch_size, valid, self.target_ratio,
+                                              sample="history", tokens="positions")
         # work in "valid rank" coordinates: position r = the r-th valid item of the row
         rank = ok.long().cumsum(1) - 1  # [B, N]
-        total = max(1, min(round(self.target_ratio * int(n_valid.min())),
-                           int(n_valid.min()) - 1))
         spans = min(self.num_spans, total)
         length = max(1, total // spans)
         nv = n_valid.float()

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import polyjepa as pj
 
-from .evaluators import NextItem, itemknn_scores
+from .evaluators import NextItem, itemknn_scores, popularity_scores
 
 K = 10
 
@@ -37,8 +35,8 @@ def _recall(scores, ctx: pj.EvalContext) -> float:
 
 def popularity(ctx: pj.EvalContext) -> float:
     """Items ranked by their number of training interactions."""
-    counts = ctx.dataset.split.counts.astype(np.float64)
-    return _recall(lambda s, e: np.broadcast_to(counts, (e - s, len(counts))), ctx)
+    counts = ctx.dataset.split.counts
+    return _recall(lambda s, e: popularity_scores(counts, e - s), ctx)
 
 
 def itemknn(ctx: pj.EvalContext) -> float:

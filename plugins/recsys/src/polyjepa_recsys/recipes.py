@@ -1,4 +1,12 @@
-"""Recipes: the item tower (``recsys``) and the sequence encoder (``recsys_seq``)."""
+"""Recipes: the item tower (``recsys``) and the sequence encoder (``recsys_seq``).
+
+Both are JEPAs in the sense of I-JEPA (Assran et al., "Self-Supervised Learning from
+Images with a Joint-Embedding Predictive Architecture", CVPR 2023,
+https://arxiv.org/abs/2301.08243): a predictor maps the context tokens' representations to
+those of the masked targets. Both report RankMe (Garrido et al., "RankMe: Assessing the
+Downstream Performance of Pretrained Self-Supervised Representations by Their Rank",
+ICML 2023, https://arxiv.org/abs/2210.02885) beside next-item ranking.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,11 @@ EVALUATORS = ["rankme", "recsys.next_item"]
 def item_recipe() -> dict[str, Any]:
     """Item tower over feature fields with correlated feature masking, SIGReg target.
 
-    The targets come from the online encoder and SIGReg (LeJEPA) keeps the pooled item
+    The item tower and correlated feature masking are adapted from Yao et al.,
+    "Self-supervised Learning for Large-scale Item Recommendations", CIKM 2021,
+    https://arxiv.org/abs/2007.12865. The targets come from the online encoder and SIGReg
+    (Balestriero & LeCun, "LeJEPA: Provable and Scalable Self-Supervised Learning Without
+    the Heuristics", 2025, https://arxiv.org/abs/2511.08544) keeps the pooled item
     embeddings near an isotropic Gaussian, so they keep their rank; with an EMA teacher
     (``--set target.kind=ema``) the item embeddings' long-tail ranking varied much more
     between seeds on MovieLens-100k.
@@ -35,7 +47,7 @@ def item_recipe() -> dict[str, Any]:
 
 
 def sequence_recipe() -> dict[str, Any]:
-    """Sequence encoder over users' histories with masked spans, EMA target."""
+    """Sequence encoder over users' histories with masked spans, EMA target (I-JEPA's)."""
     return {
         "dataset": {"name": "recsys.sequences", "max_len": 50},
         "encoder": {"name": "recsys.sequence", "embed_dim": 64, "depth": 2, "num_heads": 4},

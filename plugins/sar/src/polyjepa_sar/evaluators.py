@@ -1,5 +1,11 @@
 """Chip-classification metrics: linear probe and kNN accuracy / macro-F1, and the
-hand-crafted gradient (HOG of ROA gradients) baseline on the same split."""
+hand-crafted gradient (HOG of ROA gradients) baseline on the same split.
+
+The baseline pools the features SAR-JEPA regresses (Li et al., "Predicting Gradient is
+Better: Exploring Self-Supervised Learning for SAR ATR with a Joint-Embedding Predictive
+Architecture", 2023, https://arxiv.org/abs/2311.15153): what pre-training must beat to
+have learnt more than its own target.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from polyjepa import DataError, EvalContext, split_indices
+from polyjepa import DataError, EvalContext, l2_normalise, labelled_embeddings, split_indices
 
 
-def _labels(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
-    if ctx.labels is None:
-        raise DataError("chip classification needs labelled chips (class sub-folders)")
-    x = np.asarray(ctx.embeddings, dtype=np.float64)
-    y = np.asarray(ctx.labels)
-    if y.ndim != 1 or len(x) != len(y):
-        raise DataError(f"chip classification needs one class per chip: {len(x)} embeddings, "
-                        f"labels of shape {y.shape}")
-    if not np.isfinite(x).all():
-        raise DataError("the embeddings contain NaN or infinite values")
+def chip_labels(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (float64) and one class per chip, checked for a classification."""
+    x, y = labelled_embeddings(ctx, "chip classification (labelled chips: class "
+                                    "sub-folders)")
+    if y.ndim != 1:
+        raise DataError(f"chip classification needs one class per chip, got labels of "
+                        f"shape {y.shape}")
     if len(np.unique(y)) < 2:
         raise DataError("chip classification needs at least two classes")
     return x, y.astype(np.int64)
@@ -38,8 +41,7 @@ def classify(x: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, k: in
         raise DataError("the training split holds a single class")
     lin = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
     pred = lin.fit(x[tr], y[tr]).predict(x[te])
-    xc = x - x[tr].mean(axis=0)
-    xc = xc / np.maximum(np.linalg.norm(xc, axis=1, keepdims=True), 1e-12)
+    xc = l2_normalise(x - x[tr].mean(axis=0))
     knn = KNeighborsClassifier(n_neighbors=max(1, min(k, len(tr))), weights="distance")
     kpred = knn.fit(xc[tr], y[tr]).predict(xc[te])
     return {f"{prefix}_linear_acc": float(accuracy_score(y[te], pred)),
@@ -58,7 +60,7 @@ class ChipClassification:
         self.k, self.c, self.test_size = int(k), float(c), float(test_size)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        x, y = _labels(ctx)
+        x, y = chip_labels(ctx)
         tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size)
         return classify(x, y, tr, te, self.k, self.c)
 
@@ -69,7 +71,7 @@ def gradient_features(dataset: Any, batch_size: int = 64, **target_kw: Any) -> n
 
     from polyjepa import collate, pool_tokens
 
-    from .encoder import GradientTarget
+    from .encoders import GradientTarget
 
     first = dataset[0]["x"]
     kw = {"in_chans": int(first.shape[0]),
@@ -96,7 +98,7 @@ class GradientBaseline:
         self.target_kw = target_kw
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        _, y = _labels(ctx)
+        _, y = chip_labels(ctx)
         if ctx.dataset is None:
             raise DataError("the gradient baseline needs the dataset itself")
         feats = gradient_features(ctx.dataset, **self.target_kw)

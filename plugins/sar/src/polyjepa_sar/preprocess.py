@@ -1,6 +1,8 @@
-"""SAR pre-processing: units to log scale, robust per-band normalisation, Lee filter.
+"""SAR pre-processing: units to log scale, robust per-band normalisation, Lee filter,
+and which tokens hold enough valid pixels.
 
-Everything here works on numpy arrays ``[C, H, W]``; the readers apply it per tile.
+Everything here works on numpy arrays ``[C, H, W]`` (pixel validity ``[H, W]``); the
+readers apply it per tile or chip.
 """
 
 from __future__ import annotations
@@ -90,6 +92,13 @@ def preprocess(x: np.ndarray, units: str = "auto", transform: str = "db",
     return lin.astype(np.float32, copy=False)
 
 
+def prepare(x: np.ndarray, valid: np.ndarray, kw: dict[str, Any]) -> np.ndarray:
+    """:func:`preprocess` (with settings ``kw``) after zeroing invalid pixels, so nodata
+    values never reach the log or the speckle filter."""
+    x = np.where(valid[None], x, 0) if not valid.all() else x
+    return preprocess(x, **kw)
+
+
 def robust_stats(samples: list[np.ndarray], masks: list[np.ndarray] | None = None
                  ) -> dict[str, list[float]]:
     """Per-band median and robust scale (IQR / 1.349) over valid pixels of the samples."""
@@ -125,3 +134,11 @@ def normalize(x: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     if med.shape[0] != x.shape[0]:
         raise ValueError(f"{x.shape[0]} bands, statistics are for {med.shape[0]}")
     return np.clip((x - med) / sc, -10.0, 10.0).astype(np.float32)
+
+
+def token_valid(pixel_valid: np.ndarray, patch: int, min_valid: float) -> np.ndarray:
+    """Bool ``[h/p * w/p]``: share of valid pixels in each patch >= ``min_valid``."""
+    h, w = pixel_valid.shape
+    gh, gw = h // patch, w // patch
+    v = pixel_valid[:gh * patch, :gw * patch].reshape(gh, patch, gw, patch).mean(axis=(1, 3))
+    return (v >= min_valid).reshape(-1)

@@ -1,6 +1,8 @@
 """Quality tasks on SAR chips: a linear probe on frozen embeddings against gradient HOG.
 
-SAR-JEPA (Li et al., 2024, arXiv:2311.15153) regresses multi-scale ROA-gradient features
+SAR-JEPA (Li et al., "Predicting Gradient is Better: Exploring Self-Supervised Learning
+for SAR ATR with a Joint-Embedding Predictive Architecture", 2023,
+https://arxiv.org/abs/2311.15153) regresses multi-scale ROA-gradient features
 of masked patches; the same hand-made features, pooled per chip, are the field's
 non-learned baseline. No package ships real labelled SAR pixels, so the task runs on the
 plugin's SIMULATED target chips. Used by ``benchmarks/quality.py`` and ``polyjepa demo``.
@@ -12,7 +14,7 @@ import numpy as np
 
 import polyjepa as pj
 
-from .evaluators import _labels, classify, gradient_features
+from .evaluators import chip_labels, classify, gradient_features
 
 SIZE, PATCH, LOOKS = 48, 6, 1.0
 PRETRAIN_CHIPS = {"n": 600, "size": SIZE, "looks": LOOKS, "seed": 0}   # unlabelled use only
@@ -22,7 +24,7 @@ TEST_SIZE = 0.3
 
 def linear_probe(ctx: pj.EvalContext) -> float:
     """Accuracy of a standardised logistic regression on the seed's held-out chips."""
-    x, y = _labels(ctx)
+    x, y = chip_labels(ctx)
     tr, te = pj.split_indices(y, None, ctx.seed, TEST_SIZE)
     return classify(x, y, tr, te)["chip_linear_acc"]
 

@@ -1,4 +1,12 @@
-"""Recipes: SAR-JEPA (gradient-feature target, local block masks) and an EMA variant."""
+"""Recipes: SAR-JEPA (gradient-feature target, local block masks) and an EMA variant.
+
+- ``sar``: SAR-JEPA, Li et al., "Predicting Gradient is Better: Exploring Self-Supervised
+  Learning for SAR ATR with a Joint-Embedding Predictive Architecture", 2023,
+  https://arxiv.org/abs/2311.15153 (adapted: the target is a per-patch histogram of
+  multi-scale ROA gradients, standardised per feature over the batch).
+- ``sar.ema``: I-JEPA, Assran et al., "Self-Supervised Learning from Images with a
+  Joint-Embedding Predictive Architecture", CVPR 2023, https://arxiv.org/abs/2301.08243.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ _DEMO = {
 
 
 def sar_recipe() -> dict[str, Any]:
-    """SAR-JEPA: ViT on dB tiles, local block masks, multi-scale ROA-gradient target."""
+    """SAR-JEPA (arXiv:2311.15153): ViT on dB tiles, local block masks, multi-scale
+    ROA-gradient target."""
     return {
         # tiles of the reader's default 64 px; tile_size is left unset so that switching
         # dataset.name to another SAR reader (sar.simulated) leaves no setting it lacks
@@ -43,7 +52,8 @@ def sar_recipe() -> dict[str, Any]:
 
 
 def sar_ema_recipe() -> dict[str, Any]:
-    """I-JEPA on SAR: the same encoder with an EMA teacher and multi-block masks."""
+    """I-JEPA (arXiv:2301.08243) on SAR: the same encoder with an EMA teacher and
+    multi-block masks."""
     cfg = sar_recipe()
     cfg["masker"] = {"name": "multiblock", "num_targets": 4, "target_scale": [0.1, 0.2]}
     cfg["target"] = {"kind": "ema", "momentum": 0.996, "momentum_end": 1.0, "normalize": True,

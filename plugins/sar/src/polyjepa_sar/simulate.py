@@ -151,7 +151,7 @@ def simulate_scene(height: int = 512, width: int = 512, n_targets: int = 20,
 def write_chip_folder(root: str | Path, n: int = 50, size: int = 64, looks: float = 1.0,
                       seed: int = 0, dtype: str = "float32") -> Path:
     """Write simulated chips as GeoTIFFs in MSTAR-style class sub-folders under ``root``."""
-    from .raster import write_geotiff
+    from .io import write_geotiff
 
     chips, labels = simulate_chips(n, size, looks, seed)
     root = Path(root)
@@ -159,33 +159,3 @@ def write_chip_folder(root: str | Path, n: int = 50, size: int = 64, looks: floa
         arr = x if dtype == "float32" else np.clip(x * 1000, 0, 65535).astype(dtype)
         write_geotiff(root / CLASSES[y] / f"chip_{i:05d}.tif", arr, crs=None)
     return root
-
-
-def simulated_chips(data: Any = None, n: int = 600, size: int = 64, looks: float = 1.0,
-                    seed: int = 0, patch_size: int = 8,
-                    state: dict[str, Any] | None = None) -> Any:
-    """SIMULATED labelled target chips, in dB and robustly normalised (the demo data).
-
-    ``data`` may be ``None`` or a dict overriding ``n``, ``size``, ``looks``, ``seed``.
-    """
-    from polyjepa import ArrayDataset
-
-    from .preprocess import normalize, robust_stats, to_db
-
-    if isinstance(data, dict):
-        n = int(data.get("n", n))
-        size = int(data.get("size", size))
-        looks = float(data.get("looks", looks))
-        seed = int(data.get("seed", seed))
-    elif data is not None:
-        raise ValueError("sar.simulated takes data=None or a dict of simulator settings; "
-                         "use sar.raster / sar.chips for files")
-    chips, labels = simulate_chips(n, size, looks, seed)
-    db = np.stack([to_db(c, "amplitude") for c in chips])
-    stats = state["stats"] if state and "stats" in state else robust_stats(list(db))
-    x = np.stack([normalize(c, stats) for c in db])
-    ds = ArrayDataset(x, labels, source=f"<simulated SAR chips n={n} L={looks}>")
-    ds.state = {"stats": stats, "classes": list(CLASSES), "simulated": True}
-    ds.encoder_hints = {"in_chans": 1, "patch_size": int(patch_size), "ndim": 2}
-    ds.classes = list(CLASSES)
-    return ds

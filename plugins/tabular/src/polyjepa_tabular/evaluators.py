@@ -7,20 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from polyjepa import DataError, EvalContext, split_indices
-
-
-def task_of(labels: np.ndarray, dataset: Any = None) -> str:
-    """``classification`` or ``regression``: the dataset's schema first, else the labels."""
-    task = getattr(dataset, "task", None)
-    if task in ("classification", "regression"):
-        return task
-    if labels.ndim != 1:
-        raise DataError(f"tabular.downstream needs 1-D labels, got shape {labels.shape}")
-    if np.issubdtype(labels.dtype, np.floating) and (
-            not np.allclose(labels, np.round(labels)) or len(np.unique(labels)) > 50):
-        return "regression"
-    return "classification"
+from polyjepa import DataError, EvalContext, label_task, labelled_embeddings, split_indices
 
 
 def _scores(task: str, y_true: np.ndarray, pred: np.ndarray,
@@ -50,6 +37,8 @@ def _scores(task: str, y_true: np.ndarray, pred: np.ndarray,
 
 
 def probe_models(task: str, seed: int, mlp_hidden: int, mlp_iter: int) -> dict[str, Any]:
+    """Fresh ``linear`` and ``mlp`` models for ``task`` on standardised inputs, seeded, so
+    embeddings and raw features are scored by the same models."""
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -90,7 +79,9 @@ def fit_score(task: str, x: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.nd
 
 class Downstream:
     """Linear (logistic/ridge) and MLP models on frozen embeddings, on the same split
-    beside the same models on the raw features and scikit-learn's HistGradientBoosting.
+    beside the same models on the raw features and scikit-learn's HistGradientBoosting:
+    the comparison T-JEPA (Thimonier et al., ICLR 2025, https://arxiv.org/abs/2410.05016)
+    reports for its representations.
 
     Metrics are named ``downstream_<input>_<model>_<metric>``: input ``emb`` or ``raw``,
     model ``linear``, ``mlp`` or ``gbdt``, metric ``acc``/``f1_macro``/``auc``
@@ -112,15 +103,10 @@ class Downstream:
         self.mlp_hidden, self.mlp_iter = int(mlp_hidden), int(mlp_iter)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        if ctx.labels is None:
-            raise DataError("tabular.downstream needs labels and the data has none")
-        emb = np.asarray(ctx.embeddings, np.float64)
-        y = np.asarray(ctx.labels)
-        if len(emb) != len(y):
-            raise DataError(f"{len(emb)} embeddings but {len(y)} labels")
-        if not np.isfinite(emb).all():
-            raise DataError("the embeddings contain NaN or infinite values")
-        task = task_of(y, ctx.dataset)
+        emb, y = labelled_embeddings(ctx, "tabular.downstream")
+        task = label_task(y, ctx.dataset)
+        if task not in ("classification", "regression"):
+            raise DataError(f"tabular.downstream needs 1-D labels, got shape {y.shape}")
         if task == "regression":
             y = y.astype(np.float64)
         tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size)

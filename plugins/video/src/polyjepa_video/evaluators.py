@@ -1,8 +1,9 @@
 """Video evaluators: attentive / mean-pooling clip probes and frame retrieval.
 
-Both probes train a small head on the frozen encoder's token outputs (V-JEPA's
-evaluation protocol, scaled down): the attentive probe pools tokens with a learned
-cross-attention query, the mean probe averages them. Frame retrieval embeds each
+Both probes train a small head on the frozen encoder's token outputs (the evaluation
+protocol of V-JEPA, Bardes et al., 2024, https://arxiv.org/abs/2404.08471, scaled down):
+the attentive probe pools tokens with a learned cross-attention query, the mean probe
+averages them. Frame retrieval embeds each
 tubelet time step and retrieves frames of the same video from other, non-overlapping
 clips.
 """
@@ -68,9 +69,10 @@ class _Head(nn.Module):
 class ClipProbe:
     """Train a pooling head + linear layer on frozen tokens; report held-out metrics.
 
-    Classification (integer labels): accuracy and macro-F1; regression (float labels,
-    e.g. ``label="position"``): R^2 and RMSE. The split is
-    :func:`polyjepa.split_indices` (by group where the data has groups).
+    Classification (class labels): accuracy and macro-F1; regression (continuous labels,
+    e.g. ``label="position"``): R^2 and RMSE, as :func:`polyjepa.label_task` tells them
+    apart (a dataset's ``task`` wins). The split is :func:`polyjepa.split_indices` (by
+    group where the data has groups).
     """
 
     needs_labels = True
@@ -97,7 +99,7 @@ class ClipProbe:
             raise DataError(f"{len(feats)} clips but {len(y)} labels")
         if not np.isfinite(feats).all():
             raise DataError("the encoder's tokens contain NaN or infinite values")
-        regression = np.issubdtype(y.dtype, np.floating) and not np.allclose(y, np.round(y))
+        regression = polyjepa.label_task(y, ctx.dataset) == "regression"
         tr, te = polyjepa.split_indices(y, ctx.groups, ctx.seed, self.test_size)
         prefix = f"{self.pooling}_probe"
         with torch.random.fork_rng(devices=[]):
@@ -157,8 +159,9 @@ def mean_probe(**kwargs: Any) -> ClipProbe:
 
 
 def _normalise(z: np.ndarray) -> np.ndarray:
-    z = z - z.mean(axis=0, keepdims=True)
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    """Rows centred on the mean embedding, then scaled to unit length: cosine similarity
+    around the mean, so that an offset shared by every frame does not dominate."""
+    return polyjepa.l2_normalise(z - z.mean(axis=0, keepdims=True))
 
 
 class FrameRetrieval:

@@ -1,5 +1,10 @@
 """3-D maskers for ``(T, H, W)`` tubelet grids: V-JEPA block unions and tube masking.
 
+The short- and long-range masks are V-JEPA's multi-block 3-D masks (Bardes et al., 2024,
+https://arxiv.org/abs/2404.08471): I-JEPA's multi-block masking (Assran et al., CVPR
+2023, https://arxiv.org/abs/2301.08243) extended in time, each block spanning the whole
+clip, so that the model cannot copy a target from a neighbouring frame.
+
 All are vectorised over the batch, draw every random number from the given
 ``torch.Generator`` (on CPU) and return equal counts across the batch by random
 subsampling, drawing only among valid tokens.
@@ -21,15 +26,6 @@ def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
     if len(g) != 3:
         raise ValueError(f"video maskers need a (T, H, W) grid, got {g}")
     return g  # type: ignore[return-value]
-
-
-def _valid(valid: torch.Tensor | None, batch_size: int, n: int) -> torch.Tensor:
-    if valid is None:
-        return torch.ones(batch_size, n, dtype=torch.bool)
-    v = valid.detach().to("cpu", torch.bool).reshape(batch_size, -1)
-    if v.shape[1] != n:
-        raise ValueError(f"valid mask has {v.shape[1]} tokens, grid has {n}")
-    return v
 
 
 def _rand_rank(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -147,7 +143,7 @@ class BlockUnionMasker:
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> polyjepa.Masks:
         g = _grid3(grid)
-        ok = _valid(valid, batch_size, math.prod(g))
+        ok = polyjepa.valid_rows(valid, batch_size, math.prod(g))
         targets = []
         for _ in range(self.num_targets):
             size = self._size(g, generator)
@@ -212,7 +208,7 @@ class TubeMasker:
     def __call__(self, grid: tuple[int, ...], batch_size: int, generator: torch.Generator,
                  valid: torch.Tensor | None = None) -> polyjepa.Masks:
         t, h, w = _grid3(grid)
-        ok = _valid(valid, batch_size, t * h * w)
+        ok = polyjepa.valid_rows(valid, batch_size, t * h * w)
         hw = h * w
         k = min(hw - 1, max(self.num_targets, round(self.ratio * hw))) if hw > 1 else 1
         rank = _rand_rank(torch.ones(batch_size, hw, dtype=torch.bool), generator)

@@ -1,4 +1,10 @@
-"""The pillar encoder: per-pillar features to BEV tokens, transformer over kept pillars."""
+"""The pillar encoder: per-pillar features to BEV tokens, transformer over kept pillars.
+
+Adapted from AD-L-JEPA (Zhu et al., 2025, https://arxiv.org/abs/2501.04969), which
+encodes LiDAR scans as bird's-eye-view (BEV) embeddings with a learnable token for empty
+BEV cells; here the BEV cells are pillars and the encoder a ViT over their tokens, in
+place of the paper's LiDAR detection backbone.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Feature tokeniser and transformer encoder for tables (one token per feature)."""
+"""Feature tokeniser and transformer encoder for tables (one token per feature).
+
+The encoder of T-JEPA (Thimonier et al., "T-JEPA: Augmentation-Free Self-Supervised
+Learning for Tabular Data", ICLR 2025, https://arxiv.org/abs/2410.05016): every feature a
+token, numbers through a per-feature linear map and categories through embedding tables,
+with its optional regularisation tokens.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ class FeatureTokenEncoder(TokenEncoder):
     for numeric features and the table size for categorical ones (the reader passes both
     through ``encoder_hints``).
 
-    ``reg_tokens=k`` adds T-JEPA's regularisation tokens: ``k`` learned tokens that take
-    part in attention with the (kept) feature tokens and are dropped from the output.
+    ``reg_tokens=k`` adds T-JEPA's regularisation tokens (arXiv:2410.05016, proposed there
+    against representation collapse): ``k`` learned tokens that take part in attention
+    with the (kept) feature tokens and are dropped from the output.
     """
 
     def __init__(self, n_features: int, cardinalities: list[int] | None = None,

@@ -1,4 +1,12 @@
-"""ECG-JEPA encoder: per-lead temporal patches on a (lead, time) token grid."""
+"""ECG-JEPA encoder: per-lead temporal patches on a (lead, time) token grid.
+
+Adapted from ECG-JEPA (Kim, "Learning General Representation of 12-Lead Electrocardiogram
+with a Joint-Embedding Predictive Architecture", 2024, https://arxiv.org/abs/2410.08559):
+one linear map shared by the leads embeds each lead's patches into a (lead, time) grid
+of tokens for a ViT, the token-grid encoder of I-JEPA (Assran et al., "Self-Supervised
+Learning from Images with a Joint-Embedding Predictive Architecture", CVPR 2023,
+https://arxiv.org/abs/2301.08243).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,10 @@ class ECGEncoder(TokenEncoder):
     token gets a learned embedding of its lead (lead identity, e.g. the standard 12-lead
     order) plus a fixed sin-cos embedding of its time position. ``valid [B, L * n]`` in the
     batch masks the tokens of absent leads out of attention and pooling.
+
+    Differences from ECG-JEPA: the lead position is a learned embedding (any lead set,
+    not a fixed 8-lead order with 2-D sin-cos positions), and attention is full, without
+    its Cross-Pattern Attention mask.
     """
 
     def __init__(self, num_leads: int = 12, patch_size: int = 25, embed_dim: int = 192,

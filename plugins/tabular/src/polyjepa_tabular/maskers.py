@@ -1,4 +1,9 @@
-"""T-JEPA feature-subset masking on the 1-D feature grid."""
+"""T-JEPA feature-subset masking on the 1-D feature grid.
+
+T-JEPA (Thimonier et al., "T-JEPA: Augmentation-Free Self-Supervised Learning for
+Tabular Data", ICLR 2025, https://arxiv.org/abs/2410.05016) has no spatial order to cut
+blocks from: it predicts a random subset of a row's features from another random subset.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from polyjepa import Masks, choose
+from polyjepa import Masks, choose, valid_rows
 
 
 def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
@@ -19,6 +24,10 @@ def _range(value: float | Sequence[float], name: str) -> tuple[float, float]:
 
 class FeatureSubsetMasker:
     """A random context subset of the features and ``num_targets`` target subsets.
+
+    Adapted from T-JEPA's mask collator (arXiv:2410.05016): context and target sizes are
+    drawn per batch from share ranges and the targets come from the features outside the
+    context; here the shares count only each row's valid features.
 
     Sizes are fractions of the valid features (the fewest any row of the batch has), drawn
     once per call from ``context_scale`` and ``target_scale`` and shared by the batch. The
@@ -45,12 +54,7 @@ class FeatureSubsetMasker:
         n = 1
         for g in grid:
             n *= int(g)
-        if valid is None:
-            ok = torch.ones(batch_size, n, dtype=torch.bool)
-        else:
-            ok = valid.detach().to("cpu", torch.bool).reshape(batch_size, -1)
-            if ok.shape[1] != n:
-                raise ValueError(f"valid mask has {ok.shape[1]} tokens, grid has {n}")
+        ok = valid_rows(valid, batch_size, n)
         n_valid = int(ok.sum(dim=1).min())
         if n_valid < 2:
             raise ValueError("feature-subset masking needs at least 2 valid features per row")

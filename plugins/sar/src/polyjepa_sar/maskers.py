@@ -1,4 +1,11 @@
-"""Local block masks sized for small SAR targets (ships, vehicles, point scatterers)."""
+"""Local block masks sized for small SAR targets (ships, vehicles, point scatterers).
+
+Adapted from I-JEPA's multi-block masking (Assran et al., "Self-Supervised Learning from
+Images with a Joint-Embedding Predictive Architecture", CVPR 2023,
+https://arxiv.org/abs/2301.08243) toward the local masks of SAR-JEPA (Li et al.,
+"Predicting Gradient is Better: Exploring Self-Supervised Learning for SAR ATR with a
+Joint-Embedding Predictive Architecture", 2023, https://arxiv.org/abs/2311.15153).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,13 @@ import math
 
 import torch
 
-from polyjepa import Masks
+from polyjepa import Masks, valid_rows
 
 
 class LocalBlockMasker:
-    """Many small rectangular target blocks scattered over the token grid.
+    """Many small rectangular target blocks scattered over the token grid (I-JEPA's
+    multi-block targets, arXiv:2301.08243, made small and many as SAR-JEPA's local masks,
+    arXiv:2311.15153).
 
     Each of ``num_targets`` target sets is the union of ``blocks_per_target`` blocks whose
     sides (in tokens) are drawn in ``block_size`` per call; the context is every other
@@ -47,10 +56,7 @@ class LocalBlockMasker:
         gh, gw = grid
         n = gh * gw
         b = batch_size
-        ok = (torch.ones(b, n, dtype=torch.bool) if valid is None
-              else valid.detach().to("cpu", torch.bool).reshape(b, -1))
-        if ok.shape[1] != n:
-            raise ValueError(f"valid mask has {ok.shape[1]} tokens, grid has {n}")
+        ok = valid_rows(valid, b, n)
         n_valid = int(ok.sum(dim=1).min())
         if n_valid < self.num_targets + self.min_context:
             raise ValueError(f"a sample has {n_valid} valid tokens, too few for "

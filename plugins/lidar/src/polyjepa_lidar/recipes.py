@@ -1,4 +1,14 @@
-"""The ``lidar`` recipe: AD-L-JEPA-style pre-training on BEV pillar grids."""
+"""The ``lidar`` recipe: AD-L-JEPA-style pre-training on BEV pillar grids.
+
+Adapted from AD-L-JEPA (Zhu et al., 2025, https://arxiv.org/abs/2501.04969): a predictor
+fills masked, occupied BEV regions with the embeddings of an EMA target encoder, the JEPA
+scheme of I-JEPA (Assran et al., CVPR 2023, https://arxiv.org/abs/2301.08243).
+AD-L-JEPA keeps the embeddings from collapsing with VICReg's variance hinge (the core's
+``loss.variance_weight``); it stays off here, where it raised RankMe but lowered the pillar
+probe. The recipe turns on VICReg's covariance term instead (Bardes et al., ICLR 2022,
+https://arxiv.org/abs/2105.04906). RankMe (Garrido et al., ICML 2023,
+https://arxiv.org/abs/2210.02885) is among the evaluators.
+"""
 
 from __future__ import annotations
 

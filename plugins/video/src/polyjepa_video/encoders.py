@@ -1,4 +1,9 @@
-"""Tubelet ViT: non-overlapping ``t x p x p`` tubelets, 3-D sin-cos positions, timm blocks."""
+"""Tubelet ViT: non-overlapping ``t x p x p`` tubelets, 3-D sin-cos positions, timm blocks.
+
+The encoder of V-JEPA (Bardes et al., "Revisiting Feature Prediction for Learning Visual
+Representations from Video", 2024, https://arxiv.org/abs/2404.08471): a clip is cut into
+space-time tubelets, each one token of a ViT.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,13 @@
-"""The ``ecg`` recipe: ECG-JEPA defaults and the demo on MIT-BIH record 208."""
+"""The ECG recipes: ECG-JEPA defaults, PTB-XL, beats and rhythm, and the MIT-BIH demo.
+
+ECG-JEPA (Kim, "Learning General Representation of 12-Lead Electrocardiogram with a
+Joint-Embedding Predictive Architecture", 2024, https://arxiv.org/abs/2410.08559) trains
+on 10-s 12-lead ECGs with time masks across leads and an EMA target encoder (momentum
+0.996 to 1.0), I-JEPA's training scheme (Assran et al., "Self-Supervised Learning from
+Images with a Joint-Embedding Predictive Architecture", CVPR 2023,
+https://arxiv.org/abs/2301.08243); these recipes keep that scheme at smaller sizes and
+lower sampling rates.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +57,8 @@ def beats_recipe() -> dict[str, Any]:
     """Beat-centred 2.4-s windows from annotated records; beat-classification metrics.
 
     The masker, target, loss and optimiser settings were chosen without labels: a random
-    search of 8 trials ranked by centred RankMe alone (``probe=False``), on the unlabelled
+    search of 8 trials ranked by centred RankMe alone (``probe=False``; RankMe: Garrido et
+    al., ICML 2023, https://arxiv.org/abs/2210.02885), on the unlabelled
     beat windows of MIT-BIH record 100 with the quality benchmark's model size and 300
     steps (values rounded). Reproduce with
     ``python plugins/ecg/benchmarks/sweep_beats.py --steps 300 --workers 2``.
@@ -59,6 +69,7 @@ def beats_recipe() -> dict[str, Any]:
     cfg["masker"] = {"name": "ecg.time_blocks", "num_blocks": 3, "block_scale": [0.2, 0.3],
                      "num_targets": 4}
     cfg["target"] = {"kind": "ema", "momentum": 0.9928, "momentum_end": 1.0}
+    # VICReg's variance hinge (Bardes et al., ICLR 2022, https://arxiv.org/abs/2105.04906)
     cfg["loss"] = {"variance_weight": 0.25}
     cfg["train"] = {"lr": 1.2e-3, "weight_decay": 0.148}
     cfg["evaluators"] = ["rankme", "ecg.beats"]

@@ -1,8 +1,11 @@
 """BEV block masking: target blocks centred on occupied pillars, context from the rest.
 
 Empty space is never a target: every block is centred on a randomly drawn occupied pillar
-and only the occupied pillars inside it are targets (AD-L-JEPA predicts the BEV
-embeddings of masked, non-empty regions). The context is the remaining occupied pillars.
+and only the occupied pillars inside it are targets. Adapted from AD-L-JEPA's BEV-guided
+masking (Zhu et al., 2025, https://arxiv.org/abs/2501.04969), which predicts the BEV
+embeddings of masked, non-empty regions, on I-JEPA's multi-block scheme (Assran et al.,
+CVPR 2023, https://arxiv.org/abs/2301.08243): several target blocks per sample, the
+context being the remaining occupied pillars.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 
 import torch
 
-from polyjepa import Masks, choose
+from polyjepa import Masks, choose, valid_rows
 
 
 class BEVBlockMasker:
@@ -46,12 +49,7 @@ class BEVBlockMasker:
         gx, gy = int(grid[0]), int(grid[1])
         n = gx * gy
         b = int(batch_size)
-        if valid is None:
-            ok = torch.ones(b, n, dtype=torch.bool)
-        else:
-            ok = valid.detach().to("cpu", torch.bool).reshape(b, -1)
-            if ok.shape[1] != n:
-                raise ValueError(f"valid mask has {ok.shape[1]} tokens, grid has {n}")
+        ok = valid_rows(valid, b, n)
         n_valid = ok.sum(dim=1)
         if int(n_valid.min()) < 2:
             raise ValueError("every sample needs at least 2 occupied pillars to mask")

@@ -1,4 +1,10 @@
-"""SAR encoders: a ViT over H x W patches, and SAR-JEPA's fixed gradient-feature target."""
+"""SAR encoders: a ViT over H x W patches, and SAR-JEPA's fixed gradient-feature target.
+
+The gradient target follows SAR-JEPA (Li et al., "Predicting Gradient is Better: Exploring
+Self-Supervised Learning for SAR ATR with a Joint-Embedding Predictive Architecture",
+2023, https://arxiv.org/abs/2311.15153): the predictor regresses multi-scale SAR gradient
+features of the masked patches instead of a learnt teacher's embeddings.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ class SARViT(PatchEncoder):
     """ViT over non-overlapping ``patch_size`` patches of ``[B, C, H, W]`` SAR images.
 
     The token grid is ``(H / p, W / p)`` in row-major order with fixed 2-D sin-cos
-    positions; inputs are normalised dB images from the ``sar.*`` readers.
+    positions; inputs are normalised dB images from the ``sar.*`` readers. The context
+    encoder of I-JEPA (Assran et al., CVPR 2023, https://arxiv.org/abs/2301.08243) and of
+    SAR-JEPA (arXiv:2311.15153).
     """
 
     def __init__(self, in_chans: int = 1, patch_size: int = 8, embed_dim: int = 192,
@@ -36,7 +44,8 @@ class SARViT(PatchEncoder):
 
 
 class GradientTarget(nn.Module):
-    """SAR-JEPA target: multi-scale ratio-of-averages (ROA) gradient features per patch.
+    """SAR-JEPA target: multi-scale ratio-of-averages (ROA) gradient features per patch
+    (Li et al., 2023, https://arxiv.org/abs/2311.15153).
 
     For each scale ``r`` the horizontal gradient is ``log(mean_right / mean_left)`` over
     ``(2r+1) x r`` windows on either side of a pixel (vertical likewise); ratios rather

