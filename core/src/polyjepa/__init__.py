@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "RandomMasker": "polyjepa.maskers",
     "choose": "polyjepa.maskers",
     "valid_rows": "polyjepa.maskers",
+    "equal_size_sets": "polyjepa.maskers",
     "sincos_pos_embed": "polyjepa.posembed",
     "gather_tokens": "polyjepa.tokens",
     "pool_tokens": "polyjepa.tokens",

@@ -42,6 +42,37 @@ def choose(mask: torch.Tensor, count: int, generator: torch.Generator) -> torch.
     return idx.sort(dim=1).values
 
 
+def equal_size_sets(targets: list[torch.Tensor], generator: torch.Generator,
+                    context: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+                    same_size: bool = False) -> Masks:
+    """:class:`Masks` from boolean memberships ``[B, N]``, with equal counts across the
+    batch by random subsampling (:func:`choose`): each target set keeps the count of its
+    smallest sample (``same_size``: the smallest over every set), then the context.
+
+    ``context`` ``None`` means every ``valid`` token that no chosen target holds (tokens a
+    target set gave up return to the context). Target sets are drawn before the context,
+    in order, so a masker's masks are a pure function of its generator.
+    """
+    counts = [int(t.sum(dim=1).min()) for t in targets]
+    if same_size:
+        counts = [min(counts)] * len(targets)
+    for k, n in enumerate(counts):
+        if n < 1:
+            raise ValueError(f"a sample got no token in target set {k}")
+    sets = [choose(t, n, generator) for t, n in zip(targets, counts)]
+    if context is None:
+        if valid is None:
+            raise ValueError("equal_size_sets needs the context or the valid mask")
+        chosen = torch.zeros_like(valid)
+        for idx in sets:
+            chosen = chosen.scatter(1, idx, True)
+        context = valid & ~chosen
+    n_ctx = int(context.sum(dim=1).min())
+    if n_ctx < 1:
+        raise ValueError("a sample has no context token left")
+    return Masks(choose(context, n_ctx, generator), sets)
+
+
 def valid_rows(valid: torch.Tensor | None, batch_size: int, n: int) -> torch.Tensor:
     """The ``valid`` mask a masker receives as a CPU bool ``[batch_size, n]`` tensor (all
     True when the batch has none); a mask of another length than the grid is an error."""
@@ -194,5 +225,5 @@ class MultiBlockMasker:
             tblocks = torch.zeros_like(tblocks).scatter(
                 2, pick[:, None, :].expand(-1, self.num_targets, -1), True)
             n_tgt = 1
-        targets = [choose(tblocks[:, k], n_tgt, generator) for k in range(self.num_targets)]
-        return Masks(choose(context, n_ctx, generator), targets)
+        return equal_size_sets([tblocks[:, k] for k in range(self.num_targets)], generator,
+                               context=context, same_size=True)

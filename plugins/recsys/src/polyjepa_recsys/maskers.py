@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyjepa import Masks, choose, valid_rows
+from polyjepa import Masks, choose, equal_size_sets, valid_rows
 
 _PUBLISHED: dict[int, np.ndarray] = {}
 
@@ -45,21 +45,6 @@ def _valid_and_count(grid: tuple[int, ...], batch_size: int, valid: torch.Tensor
     if fewest < 2:
         raise ValueError(f"every {sample} needs at least 2 valid {tokens} to mask")
     return ok, n_valid, max(1, min(round(target_ratio * fewest), fewest - 1))
-
-
-def _equalise(targets: torch.Tensor, ok: torch.Tensor, generator: torch.Generator) -> Masks:
-    """Equal-count target and context index sets from boolean target membership."""
-    targets = targets & ok
-    n_t = int(targets.sum(1).min())
-    if n_t < 1:
-        raise ValueError("a sample got no target token")
-    tgt = choose(targets, n_t, generator)
-    chosen = torch.zeros_like(ok).scatter(1, tgt, True)
-    context = ok & ~chosen
-    n_c = int(context.sum(1).min())
-    if n_c < 1:
-        raise ValueError("a sample has no context token left")
-    return Masks(choose(context, n_c, generator), [tgt])
 
 
 class CorrelatedFeatureMasker:
@@ -105,7 +90,7 @@ class CorrelatedFeatureMasker:
         score = score.scatter(1, seeds[:, None], 10.0).masked_fill(~ok, -10.0)
         order = score.argsort(dim=1, descending=True)
         targets = torch.zeros_like(ok).scatter(1, order[:, :k], True)
-        masks = _equalise(targets, ok, generator)
+        masks = equal_size_sets([targets & ok], generator, valid=ok)
         if self.num_targets > 1:
             masks.targets = masks.targets * self.num_targets
         return masks
@@ -141,7 +126,7 @@ class SpanMasker:
             inside = ok & (rank >= start[:, None]) & (rank < (start + length)[:, None])
             sets.append(inside)
         if not self.separate:
-            return _equalise(torch.stack(sets).any(0), ok, generator)
+            return equal_size_sets([torch.stack(sets).any(0) & ok], generator, valid=ok)
         union = torch.stack(sets).any(0)
         context = ok & ~union
         n_c = int(context.sum(1).min())

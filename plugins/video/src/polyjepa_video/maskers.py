@@ -79,9 +79,7 @@ def finish(targets: list[torch.Tensor], ok: torch.Tensor, generator: torch.Gener
         give = (_rand_rank(spare, generator) < need[:, None]) & spare
         targets = [t & ~give for t in targets]
         context = context | give
-    n_ctx = int(context.sum(dim=1).min())
-    out = [polyjepa.choose(t, int(t.sum(dim=1).min()), generator) for t in targets]
-    return polyjepa.Masks(polyjepa.choose(context, n_ctx, generator), out)
+    return polyjepa.equal_size_sets(targets, generator, context=context)
 
 
 class BlockUnionMasker:
