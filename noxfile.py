@@ -1,5 +1,5 @@
 """Developer sessions: tests (everything), isolated per-package tests, lint, demo, bench,
-quality.
+quality, and build (the wheels, checked as users install them).
 
 Torch is several GB, so it is installed once into a shared "torch base" environment
 (``~/.cache/polyjepa-dev/torch-<hash of constraints.txt>``, or ``$POLYJEPA_TORCH_BASE``)
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,11 @@ def _install(session: nox.Session, *packages: str) -> None:
     for p in packages:
         args += ["-e", f"{p}[test]" if p != "core" else "core[test]"]
     session.install("-c", str(CONSTRAINTS), *args, "pytest>=7", "hatchling", "editables")
+    _install_nodeps(session, packages)
+
+
+def _install_nodeps(session: nox.Session, packages: list[str] | tuple[str, ...]) -> None:
+    """Each package's ``requirements-nodeps.txt``, installed without dependencies."""
     for p in packages:
         nodeps = ROOT / p / "requirements-nodeps.txt"
         if nodeps.is_file():
@@ -159,3 +165,119 @@ def bench(session: nox.Session) -> None:
         if session.posargs and not any(a in name for a in session.posargs):
             continue
         session.run("python", str(script), env=_env())
+
+
+# run by the build session inside the venv holding the wheels, from a folder outside the
+# checkout: every plugin loaded from an installed (not editable) wheel, none broken
+_CHECK_INSTALLED = r"""
+import json, subprocess, sys
+from importlib import import_module, metadata
+from pathlib import Path
+
+plugins = sys.argv[1].split(",")
+listing = subprocess.run(["polyjepa", "--strict-plugins", "plugins", "--json"], check=True,
+                         capture_output=True, text=True).stdout
+data = json.loads(listing)
+loaded = {p["name"] for p in data["plugins"] if p["source"] == "entry point"}
+problems = [f"plugin {n!r} not loaded by `polyjepa plugins`" for n in plugins if n not in loaded]
+problems += [f"broken plugin: {f['message']}" for f in data["failures"]]
+for dist in ["polyjepa", *(f"polyjepa-{n}" for n in plugins)]:
+    try:
+        module = import_module(dist.replace("-", "_"))
+        installed = metadata.distribution(dist)
+    except ImportError as exc:
+        problems.append(f"{dist}: {exc}")
+        continue
+    where = Path(module.__file__).resolve()
+    version = installed.version
+    site = Path(installed.locate_file("")).resolve()
+    direct = json.loads(installed.read_text("direct_url.json") or "{}")
+    if site not in where.parents or direct.get("dir_info", {}).get("editable"):
+        problems.append(f"{dist}: not imported from its installed wheel ({where})")
+    if getattr(module, "__version__", version) != version:
+        problems.append(f"{dist}: metadata version {version} but __version__ "
+                        f"{module.__version__}")
+    requires = metadata.requires(dist) or []
+    if dist != "polyjepa" and not any(r.replace(" ", "").startswith("polyjepa>=")
+                                      for r in requires):
+        problems.append(f"{dist}: no 'polyjepa>=' requirement ({requires})")
+    print(f"  {dist:<16} {version:<8} {where.parent}")
+sys.exit("\n".join(problems) or None)
+"""
+
+
+def _dist_name(package: str) -> str:
+    """The normalised distribution name that starts the package's sdist and wheel files."""
+    import tomllib
+
+    name = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]["name"]
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _wheel_problems(package: str, wheel: Path) -> list[str]:
+    """Files of the package's ``src/`` tree (code and any data it reads) missing from its
+    wheel, and wheel entries that belong to no package of it."""
+    import zipfile
+
+    src = ROOT / package / "src"
+    expected = {f.relative_to(src).as_posix() for f in src.rglob("*")
+                if f.is_file() and "__pycache__" not in f.parts
+                and not any(part.endswith(".egg-info") for part in f.parts)}
+    with zipfile.ZipFile(wheel) as zf:
+        names = {n for n in zf.namelist() if not n.endswith("/")}
+    tops = {n.split("/", 1)[0] for n in expected}
+    problems = [f"{wheel.name}: lacks {n}" for n in sorted(expected - names)]
+    problems += [f"{wheel.name}: unexpected {n}" for n in sorted(names)
+                 if n.split("/", 1)[0] not in tops and ".dist-info/" not in n]
+    return problems
+
+
+@nox.session(reuse_venv=False)
+def build(session: nox.Session) -> None:
+    """Sdists and wheels of the core and every plugin into ``dist/``, checked as users get
+    them: metadata (``twine check --strict``), each wheel's files against its source tree,
+    then the wheels installed (not editable) into this fresh virtualenv and run from a
+    folder outside the checkout: ``polyjepa plugins`` must load every plugin, none broken,
+    and a 20-step ``polyjepa demo`` must pass (``nox -s build -- tabular``: that recipe
+    only). Not a default session."""
+    import shutil
+    import tempfile
+
+    packages = ["core", *[f"plugins/{p}" for p in PLUGINS]]
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build", "twine")
+    for package in packages:
+        session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT / package))
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in dist.iterdir()))
+
+    wheels, problems = [], []
+    for package in packages:
+        found = sorted(dist.glob(f"{_dist_name(package)}-*.whl"))
+        sdists = sorted(dist.glob(f"{_dist_name(package)}-*.tar.gz"))
+        if len(found) != 1 or len(sdists) != 1:
+            session.error(f"{package}: expected one wheel and one sdist in dist/, found "
+                          f"{[p.name for p in found + sdists]}")
+        wheels.append(found[0])
+        problems += _wheel_problems(package, found[0])
+    if problems:
+        session.error("wheel contents:\n" + "\n".join(problems))
+    session.log("wheel contents match the source trees: "
+                + ", ".join(w.name for w in wheels))
+
+    _with_torch(session)
+    session.install("-c", str(CONSTRAINTS), *[str(w) for w in wheels])
+    _install_nodeps(session, packages)
+    env = {**_env(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    with tempfile.TemporaryDirectory(prefix="polyjepa-build-") as tmp:
+        session.chdir(tmp)
+        try:
+            _demo_data(session, packages)
+            session.run("polyjepa", "--strict-plugins", "plugins", env=env)
+            check = Path(tmp) / "check_installed.py"
+            check.write_text(_CHECK_INSTALLED)
+            session.run("python", str(check), ",".join(PLUGINS), env=env)
+            session.run("polyjepa", "demo", *session.posargs, "--steps", "20",
+                        "--out", str(Path(tmp) / "demo"), "--no-progress", env=env)
+        finally:
+            session.chdir(str(ROOT))

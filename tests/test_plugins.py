@@ -19,7 +19,8 @@ def test_every_hook_is_documented():
              if name.startswith("polyjepa_register_")]
     assert {f.__name__ for f in specs} == {
         f"polyjepa_register_{k}" for k in
-        ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands")}
+        ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands",
+         "loggers")}
     for f in specs:
         doc = inspect.getdoc(f) or ""
         assert len(doc) > 80 and "factory" in doc, f"{f.__name__} is not documented"

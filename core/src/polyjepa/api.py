@@ -31,6 +31,10 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
+        from .exporting import export_info, is_export
+
+        if is_export(self.path):  # an exported encoder folder stands in for its run
+            return export_info(self.path)
         return read_json(self.path / "run.json", "run file")
 
     @property
@@ -106,18 +110,21 @@ def pretrain(recipe: str | None = None, data: Any = None, out: str | Path | None
 
 
 def _run(run: str | Path | Run) -> Run:
+    from .exporting import is_export
     from .plugins import ensure_plugins
 
     r = run if isinstance(run, Run) else Run(Path(run))
-    if not (r.path / "run.json").is_file():
-        raise CheckpointError(f"{r.path} is not a polyjepa run folder (no run.json)")
+    if not (r.path / "run.json").is_file() and not is_export(r.path):
+        raise CheckpointError(f"{r.path} is not a polyjepa run folder (no run.json) nor "
+                              "an exported encoder (no polyjepa.json)")
     ensure_plugins(r.info.get("plugins") or [])
     return r
 
 
 def load_encoder(run: str | Path | Run, device: str = "cpu",
                  checkpoint: str | Path | None = None) -> Any:
-    """The run's pre-trained encoder (a ``torch.nn.Module`` in eval mode).
+    """The run's pre-trained encoder (a ``torch.nn.Module`` in eval mode); ``run`` may
+    also be a folder ``polyjepa export`` wrote.
 
     By default the exported ``encoder.safetensors`` of a finished run; for a run still in
     progress, the encoder of its latest checkpoint. ``checkpoint`` names a checkpoint
@@ -258,7 +265,8 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
 
     Runs the recipe's evaluators (default: ``rankme``, ``linear_probe``, ``knn``) or the
     ones named; evaluators that need labels are skipped on unlabelled data. Results and
-    the embeddings are saved under ``<run>/eval/`` for ``report``.
+    the embeddings are saved under ``<run>/eval/`` for ``report``, and the results are
+    sent to the run's loggers (``log_results("evaluate", ...)``).
     """
     r = _run(run)
     cfg = r.config
@@ -276,6 +284,9 @@ def evaluate(run: str | Path | Run, data: Any = None, evaluators: list[str] | No
         if labels is not None:
             arrays["labels"] = labels
         np.savez(ev_dir / "embeddings.npz", **arrays)
+        from .loggers import log_to_run
+
+        log_to_run(r.path, results={"evaluate": results})
     return results
 
 

@@ -50,3 +50,17 @@ def polyjepa_register_datasets(register):
 def polyjepa_register_recipes(register):
     register("array", "polyjepa.datasets:array_recipe",
              description="generic JEPA for 1-D/2-D/3-D arrays; demo: sklearn digits (real)")
+
+
+@hookimpl
+def polyjepa_register_loggers(register):
+    register("jsonl", "polyjepa.loggers:JsonlLogger",
+             description="metrics rows in <run>/metrics.jsonl (resume and report read them)")
+    register("tensorboard", "polyjepa.loggers:TensorBoardLogger",
+             description="TensorBoard scalars in <run>/tensorboard (when installed)")
+    register("mlflow", "polyjepa.loggers_mlflow:MLflowLogger",
+             description='MLflow run: params, metrics, results, report PNGs '
+                         '(pip install "polyjepa[mlflow]")')
+    register("wandb", "polyjepa.loggers_wandb:WandbLogger",
+             description='Weights & Biases run: config, history, summary, report PNGs '
+                         '(pip install "polyjepa[wandb]")')

@@ -101,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-probe", action="store_true", help="skip the linear probes")
     sp.add_argument("--no-progress", action="store_true")
 
+    sp = sub.add_parser("export", help="write a run's encoder as a self-describing folder "
+                                       "(weights, config, model card); --push uploads it")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("dir", help="new or empty folder (an earlier export is replaced)")
+    sp.add_argument("--checkpoint", metavar="STEP_OR_PATH",
+                    help="export this checkpoint (a step, or a checkpoint folder or file) "
+                         "instead of the run's encoder")
+    sp.add_argument("--push", metavar="REPO", help="then upload it to this Hugging Face "
+                                                   "Hub model repo (user/name)")
+    sp.add_argument("--private", action="store_true", help="create the Hub repo private")
+    sp.add_argument("--license", help="license for the model card (default: unknown)")
+
     sp = sub.add_parser("new-plugin", help="write a working third-party plugin skeleton")
     sp.add_argument("name", help="domain name, e.g. 'audio' (distribution polyjepa-audio)")
     sp.add_argument("dir", help="folder to create")
@@ -258,6 +270,19 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     return 0 if result.best is not None else 1
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .exporting import export
+
+    if a.private and not a.push:
+        raise PolyjepaError("--private applies to the Hub repo: give --push REPO too")
+    out = export(a.run, a.dir, checkpoint=a.checkpoint, push=a.push, private=a.private,
+                 license=a.license)
+    print(f"exported the encoder of {a.run} to {out}")
+    if a.push:
+        print(f"pushed to https://huggingface.co/{a.push}")
+    return 0
+
+
 def _cmd_new_plugin(a: argparse.Namespace) -> int:
     from .scaffold import write_plugin
 
@@ -271,6 +296,7 @@ COMMANDS: dict[str, Any] = {
     "pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
     "report": _cmd_report, "demo": _cmd_demo, "sweep": _cmd_sweep, "new-plugin": _cmd_new_plugin,
 }
+COMMANDS["export"] = _cmd_export
 
 
 def split_global_options(argv: list[str]) -> tuple[list[str], bool, list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from .contract import Dataset, Encoder, Evaluator, Masker, Predictor
+from .contract import Dataset, Encoder, Evaluator, Logger, Masker, Predictor
 from .errors import PluginError
 from .plugins import host
 from .registry import Entry
@@ -48,6 +48,11 @@ def list_datasets(pattern: str | None = None) -> list[str]:
 def list_recipes(pattern: str | None = None) -> list[str]:
     """Names of registered recipes."""
     return _list("recipes", pattern)
+
+
+def list_loggers(pattern: str | None = None) -> list[str]:
+    """Names of registered loggers (metrics sinks such as experiment trackers)."""
+    return _list("loggers", pattern)
 
 
 def component_entry(kind: str, name: str) -> Entry:
@@ -117,6 +122,16 @@ def create_dataset(name: str, data: Any = None, **kwargs: Any) -> Any:
     obj, entry = _build("datasets", name, {"data": data, **kwargs})
     if not isinstance(obj, Dataset):
         raise _wrong("datasets", entry, obj, "a map-style dataset (__len__, __getitem__)")
+    return obj
+
+
+def create_logger(name: str, **kwargs: Any) -> Any:
+    """Build a registered logger (a :class:`polyjepa.contract.Logger`); nothing is opened
+    until its ``start``."""
+    obj, entry = _build("loggers", name, kwargs)
+    if not isinstance(obj, Logger):
+        raise _wrong("loggers", entry, obj, "a logger with start, log_metrics, log_results, "
+                     "log_artifact and finish")
     return obj
 
 

@@ -64,7 +64,11 @@ def default_config() -> dict[str, Any]:
             # have the highest centred RankMe (a label-free choice; it is kept on disk)
             "select": "last",
             "num_workers": 0,
-            "tensorboard": "auto",  # TensorBoard scalars in <run>/tensorboard when installed
+            # where metrics go: registered loggers (`polyjepa plugins`), e.g. "mlflow",
+            # "wandb"; "tensorboard" does nothing without the tensorboard package; "jsonl"
+            # (metrics.jsonl) is always on. An older config's train.tensorboard =
+            # true/false still adds/removes "tensorboard".
+            "loggers": ["jsonl", "tensorboard"],
         },
         "evaluators": ["rankme", "linear_probe", "knn"],
         "eval": {"batch_size": 128},

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import torch
 
     from .evaluators import EvalContext
@@ -96,6 +98,35 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Any: ...
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """A sink for a run's metrics (an experiment tracker, a file): opened on the main
+    rank once the run folder exists, and again by ``evaluate`` and ``report``."""
+
+    def start(self, run_dir: Path, config: dict[str, Any],
+              state: dict[str, Any] | None) -> dict[str, Any]:
+        """Open the sink for the run in ``run_dir``.
+
+        :param run_dir: the run folder.
+        :param config: the run's resolved config (JSON-able).
+        :param state: what an earlier ``start`` of this run returned (``None`` for a new
+            run), so a resumed run or a later ``evaluate`` attaches to the same tracked run.
+        :returns: a small JSON-able state (e.g. a tracker's run id), saved in ``run.json``.
+        """
+
+    def log_metrics(self, step: int, row: dict[str, Any]) -> None:
+        """One training metrics row (loss, lr, RankMe, ...) of step ``step``."""
+
+    def log_results(self, name: str, metrics: dict[str, float]) -> None:
+        """Named results of the run, e.g. ``log_results("evaluate", {...})``."""
+
+    def log_artifact(self, path: Path) -> None:
+        """A file of the run, e.g. a report PNG."""
+
+    def finish(self, status: str) -> None:
+        """Close the sink; ``status`` is ``"complete"`` or ``"failed"``."""
 
 
 Recipe = Callable[[], dict[str, Any]]

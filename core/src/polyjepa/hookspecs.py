@@ -6,7 +6,8 @@ plugin calls once per component it provides::
     register(name, factory, description="")
 
 What each factory must return is typed in :mod:`polyjepa.contract` (``Encoder``,
-``Masker``, ``Predictor``, ``Evaluator``, ``Dataset``, ``Recipe``, ``Command``).
+``Masker``, ``Predictor``, ``Evaluator``, ``Dataset``, ``Recipe``, ``Command``,
+``Logger``).
 
 ``name`` is namespaced by plugin (``"ecg.vit"``); the core's own components have bare
 names. ``factory`` is either a callable or a lazy ``"package.module:attribute"`` string,
@@ -160,4 +161,25 @@ def polyjepa_register_commands(register: Register) -> Any:
 
     :param register: call ``register(name, factory, description="")`` once per
         command; the factory returns a :class:`polyjepa.contract.Command`.
+    """
+
+
+@hookspec
+def polyjepa_register_loggers(register: Register) -> Any:
+    """Register loggers: sinks for a run's metrics, such as an experiment tracker.
+
+    ``factory()`` returns an object with ``start(run_dir, config, state) -> dict``,
+    ``log_metrics(step, row)``, ``log_results(name, metrics)``, ``log_artifact(path)`` and
+    ``finish(status)``. A run names its loggers in ``train.loggers`` (default
+    ``["jsonl", "tensorboard"]``). The trainer opens them on the main rank once the run
+    folder exists, sends every metrics row (RankMe included), and calls ``finish`` with
+    ``"complete"`` or ``"failed"``. What ``start`` returns (e.g. a tracker's run id) is
+    saved in ``run.json["loggers"][name]`` and passed back as ``state`` when the run
+    resumes, or when ``evaluate`` (``log_results("evaluate", ...)``) and ``report``
+    (``log_artifact`` of each PNG) re-open the run's loggers. Import a tracker's package
+    inside ``start``, not at module level, and raise :class:`polyjepa.ConfigError` naming
+    the ``pip install`` that fixes a missing one.
+
+    :param register: call ``register(name, factory, description="")`` once per
+        logger; the factory returns a :class:`polyjepa.contract.Logger`.
     """

@@ -10,7 +10,8 @@ from typing import Any
 
 from .errors import PluginError, UnknownComponentError
 
-KINDS = ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands")
+KINDS = ("encoders", "maskers", "predictors", "evaluators", "datasets", "recipes", "commands",
+         "loggers")
 
 
 @dataclass

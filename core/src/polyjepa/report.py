@@ -78,7 +78,7 @@ def write_report(run: str | Path, data: Any = None, out: str | Path | None = Non
 
     The embedding map uses ``data`` when given, else the embeddings of the last
     ``polyjepa evaluate``, else the training data; points are coloured by label when the
-    data has labels.
+    data has labels. The PNGs also go to the run's loggers (``log_artifact``).
     """
     from .api import Run, embed_dataset, load_encoder
     from .build import build_dataset
@@ -105,4 +105,7 @@ def write_report(run: str | Path, data: Any = None, out: str | Path | None = Non
                                        TrainSettings.from_config(cfg).eval_batch_size)
     if len(emb) >= 3:
         written.append(_embedding_map(emb, labels, target))
+    from .loggers import log_to_run
+
+    log_to_run(r.path, artifacts=written)
     return written

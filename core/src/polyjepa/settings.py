@@ -40,7 +40,7 @@ class TrainSettings:
     keep_checkpoints: int
     select: str
     num_workers: int
-    tensorboard: Any
+    loggers: tuple[str, ...]
     momentum: float
     momentum_end: float
     eval_batch_size: int
@@ -69,5 +69,19 @@ class TrainSettings:
                 v = str(v)
             elif name == "betas":
                 v = (float(v[0]), float(v[1]))
+            elif name == "loggers":
+                v = logger_names(v, (config.get("train") or {}).get("tensorboard"))
             out[name] = v
         return cls(**out)
+
+
+def logger_names(loggers: Any, tensorboard: Any = None) -> tuple[str, ...]:
+    """``train.loggers`` with an older config's ``train.tensorboard`` applied: ``true``
+    adds ``"tensorboard"``, ``false`` removes it, ``"auto"`` (its old default) keeps the
+    list as it is."""
+    names = [str(n) for n in (loggers or [])]
+    if tensorboard in (True, "true", "on") and "tensorboard" not in names:
+        names.append("tensorboard")
+    elif tensorboard in (False, "false", "off"):
+        names = [n for n in names if n != "tensorboard"]
+    return tuple(dict.fromkeys(names))

@@ -4,7 +4,8 @@ AdamW with warm-up + cosine (or constant + cool-down) learning rate, cosine weig
 and linear EMA-momentum schedules; bf16 autocast; gradient clipping and accumulation;
 DDP under ``torchrun`` with rank-sharded batches; RankMe monitoring with a collapse
 warning; a NaN guard; atomic safetensors checkpoints with exact resume; a progress bar
-and ``metrics.jsonl`` in the run folder (and TensorBoard scalars when it is installed).
+and the run's loggers (``train.loggers``: ``metrics.jsonl`` in the run folder, TensorBoard
+scalars when it is installed, MLflow, W&B or a plugin's).
 
 Determinism: the data order of global batch ``i`` and the masks of that batch are pure
 functions of ``(seed, i)``, so two runs with one seed, a resumed run and a data-parallel
@@ -48,6 +49,7 @@ from .data import eval_loader, move_to, train_loader
 from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
 from .errors import CheckpointError, ConfigError, TrainingDiverged, warn
 from .evaluators import centred_rank, effective_rank
+from .loggers import RunLoggers
 from .plugins import loaded_plugin_modules
 from .runlock import RunLock
 from .schedules import cosine_ramp, learning_rate, linear_ramp
@@ -62,7 +64,8 @@ ENCODER_FILE = "encoder.safetensors"
 # config keys that change logging only, never the weights: they may differ on resume
 _COSMETIC = {("train", k) for k in ("log_every", "rankme_every", "rankme_samples",
                                     "checkpoint_every", "keep_checkpoints", "num_workers",
-                                    "collapse_rank", "device", "tensorboard")}
+                                    "collapse_rank", "device", "tensorboard",
+                                    "loggers")}
 _COSMETIC_SECTIONS = {"evaluators", "eval", "demo", "recipe"}
 
 
@@ -181,7 +184,7 @@ class _Session:
     last_ckpt: Path | None
     result: TrainResult
     bar: Any = None
-    board: Any = None
+    loggers: RunLoggers | None = None  # the main rank's
     clock: tuple[float, int] = (0.0, 0)  # time and step of the last logged row
 
 
@@ -214,20 +217,25 @@ class Trainer:
         if isinstance(session, TrainResult):
             return session
         try:
-            for step in range(session.start, self.s.steps):
-                lr, wd = self._schedule(session, step)
-                totals = self._forward_backward(session, step)
-                grad_norm, momentum = self._update(session, step, totals)
-                row = self._log(session, step + 1, totals, lr, wd, momentum, grad_norm)
-                self._checkpoint_if_due(session, step + 1, row)
-                for cb in self.callbacks:
-                    cb(step + 1, row or {"step": step + 1, "loss": totals["loss"]})
-        finally:
-            if session.bar is not None:
-                session.bar.close()
-            if session.board is not None:
-                session.board.close()
-        self._export(session)
+            try:
+                for step in range(session.start, self.s.steps):
+                    lr, wd = self._schedule(session, step)
+                    totals = self._forward_backward(session, step)
+                    grad_norm, momentum = self._update(session, step, totals)
+                    row = self._log(session, step + 1, totals, lr, wd, momentum, grad_norm)
+                    self._checkpoint_if_due(session, step + 1, row)
+                    for cb in self.callbacks:
+                        cb(step + 1, row or {"step": step + 1, "loss": totals["loss"]})
+            finally:
+                if session.bar is not None:
+                    session.bar.close()
+            self._export(session)
+        except BaseException:
+            if session.loggers is not None:
+                session.loggers.finish("failed")
+            raise
+        if session.loggers is not None:
+            session.loggers.finish("complete")
         barrier()
         return session.result
 
@@ -296,13 +304,25 @@ class Trainer:
             last_ckpt=ckpt,
             result=TrainResult(self.out, s.steps, read_metrics(self.out) if dist.main else []),
             clock=(time.perf_counter(), start))
+        if dist.main:
+            session.loggers = self._open_loggers(resolved, info)
         if dist.main and self.progress:
             from tqdm.auto import tqdm
 
             session.bar = tqdm(total=s.steps, initial=start, desc=f"pretrain {self.out.name}",
                                unit="step", dynamic_ncols=True)
-        session.board = _tensorboard(self.out, s.tensorboard) if dist.main else None
         return session
+
+    def _open_loggers(self, resolved: dict[str, Any], info: dict[str, Any]) -> RunLoggers:
+        """Start ``train.loggers`` with the states an earlier session of this run saved,
+        and save their new states in run.json (``evaluate`` and ``report`` re-open them)."""
+        config = {**resolved, "data": data_for_json(resolved.get("data"))}
+        # metrics.jsonl is always written: resume, report and the API read it
+        names = ["jsonl", *[n for n in self.s.loggers if n != "jsonl"]]
+        loggers = RunLoggers.start(names, self.out, config, info.get("loggers"))
+        info["loggers"] = loggers.states
+        atomic_write_json(self.out / RUN_FILE, info)
+        return loggers
 
     # -- one step --------------------------------------------------------------------
     def _schedule(self, session: _Session, step: int) -> tuple[float, float]:
@@ -373,8 +393,8 @@ class Trainer:
 
     def _log(self, session: _Session, done: int, totals: dict[str, float], lr: float,
              wd: float, momentum: float, grad_norm: float | None) -> dict[str, Any] | None:
-        """The metrics row of step ``done`` when one is due (and RankMe when due), written
-        to metrics.jsonl, TensorBoard and the progress bar."""
+        """The metrics row of step ``done`` when one is due (and RankMe when due), sent
+        to the run's loggers and the progress bar."""
         s = self.s
         row: dict[str, Any] | None = None
         if done % s.log_every == 0 or done == s.steps:
@@ -394,12 +414,9 @@ class Trainer:
                 row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
             row.update(rankme=rank, rankme_centered=centered, rankme_max=limit)
         if row is not None and session.dist.main:
-            append_metrics(self.out, row)
             session.result.metrics.append(row)
-            if session.board is not None:
-                for key, value in row.items():
-                    if key != "step" and isinstance(value, (int, float)):
-                        session.board.add_scalar(key, value, done)
+            if session.loggers is not None:
+                session.loggers.log_metrics(done, row)
         if session.bar is not None:
             session.bar.update(1)
             post = {"loss": f"{totals['loss']:.4f}"}
@@ -514,20 +531,6 @@ class Trainer:
             torch.set_rng_state(extra["rng.torch"])
         scores = {int(k): float(v) for k, v in (state.get("rankme_centered") or {}).items()}
         return int(state["step"]), scores
-
-
-def _tensorboard(out: Path, setting: Any) -> Any:
-    """A TensorBoard writer into ``<run>/tensorboard`` when asked for or installed."""
-    if setting in (False, "false", "off", 0):
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        if setting is True:
-            raise ConfigError("train.tensorboard = true needs the tensorboard package: "
-                              "pip install tensorboard") from exc
-        return None
-    return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
 def train(config: dict[str, Any], out: str | Path, progress: bool = True,

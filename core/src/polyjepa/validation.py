@@ -31,6 +31,8 @@ _NON_NEGATIVE = ("train.steps", "train.warmup_steps", "train.min_lr", "train.wei
                  "sigreg.weight")
 _CHOICES = {"train.schedule": ("cosine", "constant"), "train.precision": ("auto", "bf16", "fp32"),
             "train.select": ("last", "rankme"), "target.kind": ("ema", "sigreg", "encoder")}
+# settings an older config may still hold, with the values they took; see default_config
+_DEPRECATED = {("train", "tensorboard"): (True, False, "auto", "true", "false", "on", "off")}
 _EMPTY = inspect.Parameter.empty
 
 
@@ -75,9 +77,8 @@ def same_type(key: str, current: Any, value: Any, what: str = "setting",
 
     Numbers must be numbers (whole ones where the default is whole), switches booleans
     and lists lists; a string default accepts anything, since several settings take
-    either a word or a value (``tensorboard = "auto"`` or ``true``). ``lists=False``
-    lets a scalar stand for a list default (factory arguments such as a patch size take
-    one size or one per axis).
+    either a word or a value. ``lists=False`` lets a scalar stand for a list default
+    (factory arguments such as a patch size take one size or one per axis).
     """
     if current is None or value is None:
         return
@@ -189,6 +190,11 @@ def check_config(config: dict[str, Any]) -> None:
         for key, value in node.items():
             if section == "target" and key == "encoder":
                 continue
+            if (section, key) in _DEPRECATED:
+                if value is not None and value not in _DEPRECATED[section, key]:
+                    raise ConfigError(f"{section}.{key} must be true or false, got {value!r} "
+                                      "(better: list loggers in train.loggers)")
+                continue
             if key not in defaults[section]:
                 raise ConfigError(f"unknown setting {section}.{key}."
                                   f"{_suggest(key, list(defaults[section]))} Settings of "
@@ -205,3 +211,18 @@ def check_config(config: dict[str, Any]) -> None:
     if target.get("kind") == "encoder" and isinstance(target.get("encoder"), dict):
         _check_component(config, "encoder", target["encoder"], "encoders", "target.encoder")
     _check_values(config)
+    _check_loggers(config)
+
+
+def _check_loggers(config: dict[str, Any]) -> None:
+    """``train.loggers`` names registered loggers (close matches for a misspelling)."""
+    from .components import component_entry
+
+    names = (config.get("train") or {}).get("loggers")
+    if names is None:
+        return
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"train.loggers must be a list of logger names such as "
+                          f'["jsonl", "mlflow"], got {names!r}')
+    for name in names:
+        component_entry("loggers", name)
