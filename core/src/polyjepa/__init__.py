@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "embed_dataset": "polyjepa.api",
     "Run": "polyjepa.api",
     "export": "polyjepa.exporting",
+    "write_shards": "polyjepa.shards",
+    "ShardDataset": "polyjepa.shards",
     "PushError": "polyjepa.exporting",
     "sweep": "polyjepa.sweeps",
     "SweepResult": "polyjepa.sweeps",

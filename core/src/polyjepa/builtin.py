@@ -44,6 +44,9 @@ def polyjepa_register_datasets(register):
              description=".npy/.npz arrays [N, C, *spatial] with optional y/valid/group")
     register("digits", "polyjepa.datasets:digits",
              description="scikit-learn's handwritten digits (real, bundled)")
+    register("shards", "polyjepa.shards:ShardDataset",
+             description="samples `polyjepa shard` wrote: WebDataset .tar shards in a "
+                         "folder or any fsspec URL")
 
 
 @hookimpl

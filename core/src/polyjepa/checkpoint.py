@@ -1,6 +1,10 @@
 """Safe, atomic checkpoints: safetensors for tensors, JSON for everything else.
 
 Nothing here unpickles: a checkpoint that is not safetensors is refused with a message.
+The one exception is resuming a run trained with ``train.strategy = "fsdp"``, whose sharded
+checkpoints ``torch.distributed.checkpoint`` writes with a pickled ``.metadata`` index; the
+run reads back only its own folder, and the encoder a user loads from such a checkpoint
+comes from the ``encoder.safetensors`` written beside the shards.
 Each checkpoint is written into a temporary folder and renamed into place, and the
 ``latest`` pointer is replaced atomically, so a run killed at any moment leaves the
 previous checkpoint intact.
@@ -12,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +149,14 @@ def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
     save_tensors(tmp / "model.safetensors", model)
     save_tensors(tmp / "trainer.safetensors", extra_tensors)
     atomic_write_json(tmp / "state.json", {**state, "step": step})
+    _publish(root, tmp, final, keep, protect)
+    return final
+
+
+def _publish(root: Path, tmp: Path, final: Path, keep: int,
+             protect: set[str] | frozenset[str]) -> None:
+    """Rename a written checkpoint folder into place, point ``latest`` at it and drop the
+    old ones beyond ``keep`` (except those in ``protect``)."""
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -153,7 +166,77 @@ def save_checkpoint(run_dir: Path, step: int, model: dict[str, torch.Tensor],
     for old in done[:-max(keep, 1)]:
         if old.name not in protect:
             shutil.rmtree(old, ignore_errors=True)
+
+
+SHARDED_MARK = ".metadata"  # written by torch.distributed.checkpoint
+EXPORT_FILE = "encoder.safetensors"
+
+
+def is_sharded_checkpoint(folder: Path) -> bool:
+    """Whether a checkpoint folder holds ``torch.distributed.checkpoint`` shards
+    (``train.strategy = "fsdp"``) rather than ``model.safetensors``."""
+    return (Path(folder) / SHARDED_MARK).is_file()
+
+
+def save_sharded_checkpoint(run_dir: Path, step: int, sharded: dict[str, Any],
+                            files: dict[str, dict[str, torch.Tensor]], state: dict[str, Any],
+                            keep: int = 2,
+                            protect: set[str] | frozenset[str] = frozenset()) -> Path | None:
+    """Write ``checkpoints/step_XXXXXXXX/`` with ``torch.distributed.checkpoint``: every
+    rank writes its shards of ``sharded`` (a collective), then rank 0 adds the safetensors
+    ``files`` and ``state.json`` and renames the folder into place, as
+    :func:`save_checkpoint` does. Returns the folder on rank 0, ``None`` elsewhere. The run
+    folder must be on storage every rank sees (shared across nodes)."""
+    import torch.distributed as tdist
+    import torch.distributed.checkpoint as dcp
+
+    distributed = tdist.is_available() and tdist.is_initialized()
+    main = not distributed or tdist.get_rank() == 0
+    box = [os.getpid()]
+    if distributed:
+        tdist.broadcast_object_list(box, src=0)
+    root = run_dir / CHECKPOINT_DIR
+    final = root / f"step_{step:08d}"
+    tmp = root / f".step_{step:08d}.tmp-{box[0]}"
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if distributed:
+        tdist.barrier()
+    tmp.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # a single process is meant here, not an accident
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.save(sharded, checkpoint_id=str(tmp), no_dist=not distributed)
+    if not main:
+        return None
+    for name, tensors in files.items():
+        save_tensors(tmp / name, tensors)
+    atomic_write_json(tmp / "state.json", {**state, "step": step, "format": "dcp"})
+    _publish(root, tmp, final, keep, protect)
     return final
+
+
+def load_sharded_checkpoint(path: Path, sharded: dict[str, Any]) -> None:
+    """Fill ``sharded`` (a state dict of this rank's shards) from a checkpoint that
+    :func:`save_sharded_checkpoint` wrote, under any world size."""
+    import torch.distributed as tdist
+    import torch.distributed.checkpoint as dcp
+
+    distributed = tdist.is_available() and tdist.is_initialized()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(sharded, checkpoint_id=str(path), no_dist=not distributed)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read back into this model: "
+                              f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+def export_state(full: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The exported encoder's weights out of a whole JEPA state dict: the EMA target where
+    there is one, else the online encoder."""
+    prefix = "target." if config["target"].get("kind", "ema") == "ema" else "encoder."
+    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -210,6 +293,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
 def checkpoint_encoder_state(ckpt: Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights a user gets out of a checkpoint folder of a run trained under
     ``config``: the EMA target where there is one, else the online encoder."""
-    full = load_tensors(Path(ckpt) / "model.safetensors")
-    prefix = "target." if config["target"].get("kind", "ema") == "ema" else "encoder."
-    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
+    if is_sharded_checkpoint(Path(ckpt)):
+        # a sharded (FSDP) checkpoint also holds the exported encoder, unsharded
+        return load_tensors(Path(ckpt) / EXPORT_FILE)
+    return export_state(load_tensors(Path(ckpt) / "model.safetensors"), config)

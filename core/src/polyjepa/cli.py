@@ -117,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("name", help="domain name, e.g. 'audio' (distribution polyjepa-audio)")
     sp.add_argument("dir", help="folder to create")
 
+    sp = sub.add_parser("shard", help="write a recipe's decoded samples as WebDataset .tar "
+                                      "shards (train on them with dataset.name=shards)")
+    sp.add_argument("recipe", nargs="?", help="recipe name (see `polyjepa plugins`)")
+    sp.add_argument("--data", help="the data to read (path; the recipe says what)")
+    sp.add_argument("--out", required=True, help="folder or fsspec URL for the shards")
+    sp.add_argument("--config", help="TOML or YAML config file")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config value, e.g. --set dataset.target=label")
+    sp.add_argument("--shard-size", type=int, default=1000, metavar="N",
+                    help="samples per shard (default 1000)")
+    sp.add_argument("--no-progress", action="store_true")
+
     return p
 
 
@@ -297,6 +309,23 @@ COMMANDS: dict[str, Any] = {
     "report": _cmd_report, "demo": _cmd_demo, "sweep": _cmd_sweep, "new-plugin": _cmd_new_plugin,
 }
 COMMANDS["export"] = _cmd_export
+
+
+def _cmd_shard(a: argparse.Namespace) -> int:
+    from .shards import write_shards
+
+    if not a.recipe and not a.config:
+        raise PolyjepaError("name a recipe (see `polyjepa plugins`) or give --config")
+    index = write_shards(a.recipe, data=a.data, out=a.out, config=a.config,
+                         overrides=a.set or None, shard_size=a.shard_size,
+                         progress=not a.no_progress)
+    print(f"wrote {index['count']} samples in {len(index['shards'])} shards to {a.out}\n"
+          f"train on them: polyjepa pretrain {a.recipe or '--config ' + str(a.config)} "
+          f"--data {a.out} --set dataset.name=shards")
+    return 0
+
+
+COMMANDS["shard"] = _cmd_shard
 
 
 def split_global_options(argv: list[str]) -> tuple[list[str], bool, list[str]]:

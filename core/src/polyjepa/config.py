@@ -64,11 +64,18 @@ def default_config() -> dict[str, Any]:
             # have the highest centred RankMe (a label-free choice; it is kept on disk)
             "select": "last",
             "num_workers": 0,
+            # "ddp" (replicas) or "fsdp" (FSDP2: parameters, gradients and optimizer state
+            # sharded over the ranks, for models too big for one device); used under torchrun
+            "strategy": "ddp",
             # where metrics go: registered loggers (`polyjepa plugins`), e.g. "mlflow",
             # "wandb"; "tensorboard" does nothing without the tensorboard package; "jsonl"
             # (metrics.jsonl) is always on. An older config's train.tensorboard =
             # true/false still adds/removes "tensorboard".
             "loggers": ["jsonl", "tensorboard"],
+            # wrap the encoder(s) and predictor with torch.compile (dynamic shapes, since
+            # token counts vary per batch). Off: on CPU it did not pay (1.0-1.1x the
+            # samples/s after up to a minute of compiling, benchmarks/bench_invalid_tokens.py)
+            "compile": False,
         },
         "evaluators": ["rankme", "linear_probe", "knn"],
         "eval": {"batch_size": 128},

@@ -1,12 +1,14 @@
-"""``torch.distributed`` set-up for runs started by ``torchrun`` (DDP)."""
+"""``torch.distributed`` set-up for runs started by ``torchrun`` (DDP or FSDP2)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 @dataclass
@@ -79,3 +81,40 @@ def barrier() -> None:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shard_jepa(jepa: nn.Module) -> nn.Module:
+    """Wrap a JEPA with FSDP2 in place: one unit per transformer block of the encoder, the
+    target and the predictor (a part without ``blocks`` stays in the root unit), then the
+    root; each rank keeps only its shard of every parameter between uses."""
+    from torch.distributed.fsdp import fully_shard
+
+    for name in ("encoder", "target", "predictor"):
+        part = getattr(jepa, name, None)
+        for block in getattr(part, "blocks", None) or []:
+            fully_shard(block)
+    fully_shard(jepa)
+    return jepa
+
+
+def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The unsharded state dict of an FSDP model, on the CPU of rank 0 (empty elsewhere);
+    every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
+                                                                cpu_offload=True))
+
+
+def to_full(t: Any) -> Any:
+    """A DTensor's full value (a collective), anything else as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (the object itself in a single process)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,9 +1,9 @@
 """Encoders: tokenise a batch into a grid and run transformer blocks on kept tokens only.
 
 A domain writes a :class:`TokenEncoder` subclass that implements :meth:`~TokenEncoder.grid`
-and :meth:`~TokenEncoder.tokenize`; masking, key-padding for invalid tokens and the
-transformer stack come from here. :class:`PatchEncoder` is the generic ViT for N-d
-arrays (1-D signals, 2-D images, 3-D volumes or clips).
+and :meth:`~TokenEncoder.tokenize`; masking, dropping invalid tokens before the
+transformer and the transformer stack come from here. :class:`PatchEncoder` is the
+generic ViT for N-d arrays (1-D signals, 2-D images, 3-D volumes or clips).
 """
 
 from __future__ import annotations
@@ -89,13 +89,46 @@ class TokenEncoder(nn.Module):
             x = blk(x, attn_mask=mask)
         return self.norm(x)
 
-    def forward(self, batch: Any, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, batch: Any, keep: torch.Tensor | None = None,
+                dense: bool = False) -> torch.Tensor:
+        """Token embeddings: ``[B, K, D]`` for the ``keep`` indices, else ``[B, N, D]``.
+
+        Without ``keep``, a batch whose ``valid`` mask drops tokens runs the transformer on
+        its valid tokens only (:meth:`encode_valid`); invalid positions come back as zeros.
+        ``dense=True`` runs every token instead and only masks invalid keys in attention,
+        which gives the same numbers at valid positions at a higher cost.
+        """
         x = self.tokenize(batch)
         valid = batch_valid(batch)
         if keep is not None:
             x = gather_tokens(x, keep)
             valid = gather_tokens(valid, keep) if valid is not None else None
+        elif valid is not None and not dense:
+            return self.encode_valid(x, valid)
         return self.encode_tokens(x, valid)
+
+    def encode_valid(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Run the stack on the valid tokens of ``x [B, N, D]`` only, so that invalid
+        tokens (absent leads, empty pillars, sequence padding) cost nothing.
+
+        Each sample's valid tokens are gathered, in grid order, into ``[B, M, D]`` with
+        ``M`` the largest valid count of the batch (shorter samples are padded and the
+        padding is masked in attention), and the outputs are scattered back to
+        ``[B, N, D]`` with zeros at invalid positions. Positional information is already
+        in the tokens, so attention over the gathered valid tokens is exactly the
+        key-padded attention of the dense path.
+        """
+        valid = valid.to(device=x.device, dtype=torch.bool)
+        if bool(valid.all()):
+            return self.encode_tokens(x, None)
+        m = max(int(valid.sum(dim=1).max()), 1)
+        # a stable sort puts each row's valid positions first, in their grid order
+        index = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)[:, :m]
+        kept = gather_tokens(valid, index)
+        out = self.encode_tokens(gather_tokens(x, index), kept)
+        out = out * kept.unsqueeze(-1).to(out.dtype)
+        full = out.new_zeros(x.shape[0], x.shape[1], out.shape[-1])
+        return full.scatter(1, index.unsqueeze(-1).expand(-1, -1, out.shape[-1]), out)
 
 
 def _as_tuple(value: int | tuple[int, ...] | list[int], ndim: int) -> tuple[int, ...]:

@@ -75,6 +75,8 @@ class JEPA(nn.Module):
         return self.target if self.target_kind == "ema" else self.encoder
 
     def _targets(self, batch: Any) -> torch.Tensor:
+        # a TokenEncoder runs on the batch's valid tokens only (targets are valid tokens);
+        # invalid positions come back as zeros, which neither the loss nor pooling reads
         if self.target_kind == "sigreg":
             full = self.encoder(batch)
         else:
@@ -88,10 +90,12 @@ class JEPA(nn.Module):
         grid = tuple(self.encoder.grid(batch))
         context = self.encoder(batch, keep=masks.context)
         full = self._targets(batch)
-        target = F.layer_norm(full.float(), full.shape[-1:]) if self.normalize_targets else full
         n_sets = len(masks.targets)
         target_idx = torch.cat(masks.targets, dim=0)
-        tgt = torch.cat([gather_tokens(target, t) for t in masks.targets], dim=0)
+        tgt = torch.cat([gather_tokens(full, t) for t in masks.targets], dim=0)
+        if self.normalize_targets:
+            # per-token layer norm, so normalising the gathered targets alone is the same
+            tgt = F.layer_norm(tgt.float(), tgt.shape[-1:])
         pred = self.predictor(context.repeat(n_sets, 1, 1), masks.context.repeat(n_sets, 1),
                               target_idx, grid)
         pred_loss = latent_loss(pred, tgt, self.loss_name)

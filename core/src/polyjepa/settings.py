@@ -40,7 +40,9 @@ class TrainSettings:
     keep_checkpoints: int
     select: str
     num_workers: int
+    strategy: str
     loggers: tuple[str, ...]
+    compile: bool
     momentum: float
     momentum_end: float
     eval_batch_size: int
@@ -67,6 +69,8 @@ class TrainSettings:
                 v = float(v or 0.0)
             elif kind == "str":
                 v = str(v)
+            elif kind == "bool":
+                v = bool(v)
             elif name == "betas":
                 v = (float(v[0]), float(v[1]))
             elif name == "loggers":

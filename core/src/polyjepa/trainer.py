@@ -2,9 +2,10 @@
 
 AdamW with warm-up + cosine (or constant + cool-down) learning rate, cosine weight-decay
 and linear EMA-momentum schedules; bf16 autocast; gradient clipping and accumulation;
-DDP under ``torchrun`` with rank-sharded batches; RankMe monitoring with a collapse
-warning; a NaN guard; atomic safetensors checkpoints with exact resume; a progress bar
-and the run's loggers (``train.loggers``: ``metrics.jsonl`` in the run folder, TensorBoard
+DDP or FSDP2 (``train.strategy``) under ``torchrun`` with rank-sharded batches; RankMe
+monitoring with a collapse warning; a NaN guard; atomic safetensors checkpoints (sharded
+``torch.distributed.checkpoint`` ones under FSDP) with exact resume; a progress bar and
+the run's loggers (``train.loggers``: ``metrics.jsonl`` in the run folder, TensorBoard
 scalars when it is installed, MLflow, W&B or a plugin's).
 
 Determinism: the data order of global batch ``i`` and the masks of that batch are pure
@@ -15,6 +16,7 @@ run all see the same samples and masks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -33,20 +35,35 @@ from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
     checkpoint_encoder_state,
+    export_state,
+    is_sharded_checkpoint,
     kept_checkpoints,
     latest_checkpoint,
     load_checkpoint,
+    load_sharded_checkpoint,
+    load_tensors,
     optimizer_tensors,
     read_json,
     remove_leftovers,
     restore_optimizer,
     save_checkpoint,
+    save_sharded_checkpoint,
     save_tensors,
 )
 from .checks import check_masks, check_tokens
-from .config import data_for_json
+from .config import data_for_json, default_config
 from .data import eval_loader, move_to, train_loader
-from .distributed import DistInfo, all_gather_cat, all_reduce_mean, barrier, init_distributed
+from .distributed import (
+    DistInfo,
+    all_gather_cat,
+    all_reduce_mean,
+    barrier,
+    broadcast_object,
+    full_state_dict,
+    init_distributed,
+    shard_jepa,
+    to_full,
+)
 from .errors import CheckpointError, ConfigError, TrainingDiverged, warn
 from .evaluators import centred_rank, effective_rank
 from .loggers import RunLoggers
@@ -65,7 +82,7 @@ ENCODER_FILE = "encoder.safetensors"
 _COSMETIC = {("train", k) for k in ("log_every", "rankme_every", "rankme_samples",
                                     "checkpoint_every", "keep_checkpoints", "num_workers",
                                     "collapse_rank", "device", "tensorboard",
-                                    "loggers")}
+                                    "loggers", "compile")}
 _COSMETIC_SECTIONS = {"evaluators", "eval", "demo", "recipe"}
 
 
@@ -134,11 +151,13 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             continue
         va, vb = a.get(section), b.get(section)
         if isinstance(va, dict) and isinstance(vb, dict):
+            # a setting newer than a run's file stands at its default there
+            known = default_config()["train"] if section == "train" else {}
             for key in sorted(set(va) | set(vb)):
                 if (section, key) in _COSMETIC:
                     continue
-                if json.dumps(va.get(key), sort_keys=True, default=str) != \
-                        json.dumps(vb.get(key), sort_keys=True, default=str):
+                if json.dumps(va.get(key, known.get(key)), sort_keys=True, default=str) != \
+                        json.dumps(vb.get(key, known.get(key)), sort_keys=True, default=str):
                     out.append(f"{section}.{key}")
         elif json.dumps(va, sort_keys=True, default=str) != json.dumps(vb, sort_keys=True,
                                                                       default=str):
@@ -157,6 +176,19 @@ def _param_groups(model: nn.Module) -> list[dict[str, Any]]:
             decay.append(p)
     return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False,
                                                   "weight_decay": 0.0}]
+
+
+def compile_jepa(jepa: nn.Module) -> None:
+    """Compile the JEPA's encoder(s) and predictor in place (``train.compile``).
+
+    ``Module.compile`` keeps parameter names, so checkpoints and the exported encoder
+    stay loadable without torch.compile; shapes are dynamic because the number of
+    context, target and valid tokens changes from batch to batch.
+    """
+    for name in ("encoder", "target", "predictor"):
+        part = getattr(jepa, name, None)
+        if isinstance(part, nn.Module):
+            part.compile(dynamic=True)
 
 
 def mask_generator(seed: int, global_batch_index: int) -> torch.Generator:
@@ -186,6 +218,9 @@ class _Session:
     bar: Any = None
     loggers: RunLoggers | None = None  # the main rank's
     clock: tuple[float, int] = (0.0, 0)  # time and step of the last logged row
+    # under FSDP: an unsharded copy of the exported encoder (for the contract check, and on
+    # rank 0 for RankMe); None when the model is not sharded
+    plain: nn.Module | None = None
 
 
 class Trainer:
@@ -280,6 +315,11 @@ class Trainer:
         torch.manual_seed(s.seed)
         jepa = build_jepa(resolved).to(dist.device)
         masker = build_masker(resolved)
+        plain = None
+        if self._sharded(dist):
+            # the optimizer must see the sharded parameters FSDP puts in place
+            plain = copy.deepcopy(jepa.export_encoder())
+            shard_jepa(jepa)
         opt = torch.optim.AdamW(_param_groups(jepa), lr=s.lr, betas=s.betas)
         start, scores = 0, {}
         ckpt = latest_checkpoint(self.out)
@@ -289,8 +329,10 @@ class Trainer:
                 print(f"resuming {self.out} from step {start}")
         if dist.main:
             trim_metrics(self.out, start)
+        if s.compile:
+            compile_jepa(jepa)
         model: nn.Module = jepa
-        if dist.world > 1:
+        if dist.world > 1 and plain is None:
             model = nn.parallel.DistributedDataParallel(
                 jepa, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
                 broadcast_buffers=False)
@@ -301,7 +343,7 @@ class Trainer:
             masker=masker, opt=opt, loader=loader,
             amp=_autocast_dtype(s.precision, dist.device),
             monitor=self._monitor_indices(len(dataset), s.seed), start=start, scores=scores,
-            last_ckpt=ckpt,
+            last_ckpt=ckpt, plain=plain,
             result=TrainResult(self.out, s.steps, read_metrics(self.out) if dist.main else []),
             clock=(time.perf_counter(), start))
         if dist.main:
@@ -347,7 +389,10 @@ class Trainer:
             gidx = step * s.accumulate + micro
             batch = move_to(next(session.loader), dist.device)
             first = step == session.start and micro == 0
-            grid = (check_tokens(session.jepa.encoder, batch, session.resolved) if first
+            # under FSDP the encoder's own weights are sharded outside forward: the
+            # contract check tokenizes with the unsharded copy
+            checked = session.plain if session.plain is not None else session.jepa.encoder
+            grid = (check_tokens(checked, batch, session.resolved) if first
                     else session.jepa.encoder.grid(batch))
             valid = batch_valid(batch)
             if valid is not None and dist.world > 1:
@@ -358,13 +403,11 @@ class Trainer:
             if first:
                 check_masks(masks, math.prod(grid), per_rank, session.resolved)
             masks = masks.to(dist.device)
-            sync = contextlib.nullcontext()
-            if dist.world > 1 and micro < s.accumulate - 1:
-                sync = session.model.no_sync()
-            with sync, torch.autocast(dist.device.type, dtype=session.amp or torch.float32,
-                                      enabled=session.amp is not None):
-                out = session.model(batch, masks, gen)
-            with sync:
+            # one context over forward and backward (DDP's no_sync cannot be re-entered)
+            with self._grad_sync(session, final=micro == s.accumulate - 1):
+                with torch.autocast(dist.device.type, dtype=session.amp or torch.float32,
+                                    enabled=session.amp is not None):
+                    out = session.model(batch, masks, gen)
                 (out["loss"] / s.accumulate).backward()
             for k, v in out.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / s.accumulate
@@ -384,7 +427,7 @@ class Trainer:
         grad_norm = None
         if s.clip_grad:
             params = [p for p in session.jepa.parameters() if p.requires_grad]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, s.clip_grad))
+            grad_norm = float(to_full(torch.nn.utils.clip_grad_norm_(params, s.clip_grad)))
         session.opt.step()
         session.opt.zero_grad(set_to_none=True)
         momentum = linear_ramp(step, s.steps, s.momentum, s.momentum_end)
@@ -408,8 +451,7 @@ class Trainer:
                 row["grad_norm"] = grad_norm
             session.clock = (now, done)
         if (s.rankme_every and done % s.rankme_every == 0) or done == s.steps:
-            rank, centered, limit = self._rankme(session.jepa, session.dataset,
-                                                 session.monitor, session.dist)
+            rank, centered, limit = self._session_rankme(session)
             if row is None:
                 row = {"step": done, "loss": round(totals["loss"], 6), "lr": lr}
             row.update(rankme=rank, rankme_centered=centered, rankme_max=limit)
@@ -435,20 +477,22 @@ class Trainer:
         if s.select == "rankme":
             session.scores[done] = (
                 row["rankme_centered"] if row and "rankme_centered" in row
-                else self._rankme(session.jepa, session.dataset, session.monitor,
-                                  session.dist)[1])
-        session.last_ckpt = self._checkpoint(session.jepa, session.opt, done, session.dist,
-                                             session.scores)
+                else self._session_rankme(session)[1])
+        if s.strategy == "fsdp":
+            session.last_ckpt = self._checkpoint_sharded(session, done)
+        else:
+            session.last_ckpt = self._checkpoint(session.jepa, session.opt, done,
+                                                 session.dist, session.scores)
 
     # -- the end ---------------------------------------------------------------------
     def _export(self, session: _Session) -> None:
         """Write ``encoder.safetensors`` (the last step, or the best-scored checkpoint
         under ``train.select = "rankme"``) and mark the run complete."""
         s, info, scores = self.s, session.info, session.scores
+        state = self._export_state(session)  # under FSDP a collective: before the return
         if not session.dist.main:
             return
         chosen = best_step(scores) if s.select == "rankme" and scores else s.steps
-        state = session.jepa.export_encoder().state_dict()
         if chosen != s.steps:
             state = checkpoint_encoder_state(
                 self.out / CHECKPOINT_DIR / f"step_{chosen:08d}", session.resolved)
@@ -477,9 +521,8 @@ class Trainer:
         return sorted(torch.randperm(n, generator=g)[:k].tolist())
 
     @torch.no_grad()
-    def _rankme(self, jepa: Any, dataset: Any, indices: list[int],
+    def _rankme(self, enc: nn.Module, dataset: Any, indices: list[int],
                 dist: DistInfo) -> tuple[float, float, int]:
-        enc = jepa.export_encoder()
         was_training = enc.training
         enc.eval()
         chunks = []
@@ -515,8 +558,91 @@ class Trainer:
         barrier()
         return path
 
+    # -- sharded (FSDP) pieces -------------------------------------------------------
+    def _sharded(self, dist: DistInfo) -> bool:
+        """Whether this run wraps the JEPA with FSDP2 (``train.strategy = "fsdp"`` under
+        several processes; a single process trains the plain model)."""
+        return self.s.strategy == "fsdp" and dist.world > 1
+
+    def _grad_sync(self, session: _Session, final: bool) -> Any:
+        """The context of one micro-batch: gradients are reduced over ranks on the last
+        micro-batch of a step only."""
+        if session.dist.world <= 1:
+            return contextlib.nullcontext()
+        if session.plain is not None:
+            session.model.set_requires_gradient_sync(final)
+            return contextlib.nullcontext()
+        return contextlib.nullcontext() if final else session.model.no_sync()
+
+    def _export_state(self, session: _Session) -> dict[str, torch.Tensor]:
+        """The exported encoder's full weights (under FSDP gathered on rank 0, empty
+        elsewhere; every rank must call it)."""
+        if session.plain is None:
+            return session.jepa.export_encoder().state_dict()
+        return export_state(full_state_dict(session.jepa), session.resolved)
+
+    def _session_rankme(self, session: _Session) -> tuple[float, float, int]:
+        """RankMe of the exported encoder; under FSDP computed on rank 0 from the gathered
+        weights and sent to the other ranks."""
+        if session.plain is None:
+            return self._rankme(session.jepa.export_encoder(), session.dataset,
+                                session.monitor, session.dist)
+        state = self._export_state(session)
+        out = None
+        if session.dist.main:
+            session.plain.load_state_dict(state)
+            out = self._rankme(session.plain, session.dataset, session.monitor, session.dist)
+        return broadcast_object(out)
+
+    def _sharded_state(self, jepa: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
+        """Model and optimizer state keyed by parameter name (each rank its shards)."""
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model, optim = get_state_dict(jepa, opt)
+        return {"model": model, "optim": optim}
+
+    def _checkpoint_sharded(self, session: _Session, step: int) -> Path | None:
+        """Save a ``torch.distributed.checkpoint`` checkpoint (every rank its shards), with
+        the exported encoder unsharded beside it so ``load_encoder(checkpoint=...)`` and
+        ``train.select = "rankme"`` read it without the shards."""
+        scores = session.scores
+        encoder = self._export_state(session)
+        protect = {f"step_{best_step(scores):08d}"} if scores else set()
+        path = save_sharded_checkpoint(
+            self.out, step, self._sharded_state(session.jepa, session.opt),
+            {ENCODER_FILE: encoder, "trainer.safetensors": {"rng.torch": torch.get_rng_state()}},
+            {"polyjepa_version": __version__,
+             "rankme_centered": {str(k): v for k, v in scores.items()}},
+            keep=self.s.keep_checkpoints, protect=protect)
+        barrier()
+        return path
+
+    def _restore_sharded(self, path: Path, jepa: nn.Module,
+                         opt: torch.optim.Optimizer) -> tuple[int, dict[int, float]]:
+        """Resume from a sharded checkpoint, under any number of processes."""
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
+        if self.s.strategy != "fsdp":
+            raise CheckpointError(f"checkpoint {path} is sharded (train.strategy = 'fsdp'); "
+                                  "resume it with train.strategy = 'fsdp'")
+        state = read_json(path / "state.json", "checkpoint state")
+        sharded = self._sharded_state(jepa, opt)
+        load_sharded_checkpoint(path, sharded)
+        set_state_dict(jepa, opt, model_state_dict=sharded["model"],
+                       optim_state_dict=sharded["optim"])
+        extra = load_tensors(path / "trainer.safetensors")
+        if "rng.torch" in extra:
+            torch.set_rng_state(extra["rng.torch"])
+        scores = {int(k): float(v) for k, v in (state.get("rankme_centered") or {}).items()}
+        return int(state["step"]), scores
+
     def _restore(self, path: Path, jepa: Any,
                  opt: torch.optim.Optimizer) -> tuple[int, dict[int, float]]:
+        if is_sharded_checkpoint(path):
+            return self._restore_sharded(path, jepa, opt)
+        if self.s.strategy == "fsdp":
+            raise CheckpointError(f"checkpoint {path} is not a sharded checkpoint, but "
+                                  "train.strategy = 'fsdp' resumes from sharded ones only")
         model, extra, state = load_checkpoint(path)
         try:
             jepa.load_state_dict(model)
