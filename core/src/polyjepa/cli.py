@@ -373,13 +373,18 @@ def _plugin_command(rest: list[str]) -> int | None:
     return int(status or 0)
 
 
+def _prog(command: str) -> str:
+    return f"polyjepa {command}" if command else "polyjepa"
+
+
 def main(argv: list[str] | None = None) -> int:
     from .plugins import configure
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in argv if not a.startswith("-")), "")
+    command = ""
     try:
         plugins, strict, rest = split_global_options(argv)
+        command = next((a for a in rest if not a.startswith("-")), "")
         configure(modules=plugins or None, strict=True if strict else None,
                   require_modules=True)
         status = _plugin_command(rest)
@@ -396,11 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             return _print_plugins(a.json)
         return COMMANDS[a.command](a)
     except PolyjepaError as exc:
-        print(f"polyjepa {command}: error: {exc}".replace("polyjepa : ", "polyjepa: "),
-              file=sys.stderr)
+        print(f"{_prog(command)}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"polyjepa {command}: interrupted", file=sys.stderr)
+        print(f"{_prog(command)}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -101,8 +101,9 @@ def same_type(key: str, current: Any, value: Any, what: str = "setting",
                           f"{current!r})")
 
 
-def _check_component(config: dict[str, Any], section: str, node: dict[str, Any],
-                     kind: str, where: str) -> None:
+def _check_component(node: dict[str, Any], kind: str, where: str) -> None:
+    """Every key of the component section ``node`` (at ``where``) must be an argument of
+    the factory it names, of the kind of that argument's default."""
     name = node.get("name")
     if not name:
         return
@@ -207,10 +208,10 @@ def check_config(config: dict[str, Any]) -> None:
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"config section {section!r} must be a table, got {node!r}")
-        _check_component(config, section, node, kind, section)
+        _check_component(node, kind, section)
     target = config.get("target") or {}
     if target.get("kind") == "encoder" and isinstance(target.get("encoder"), dict):
-        _check_component(config, "encoder", target["encoder"], "encoders", "target.encoder")
+        _check_component(target["encoder"], "encoders", "target.encoder")
     _check_values(config)
     _check_loggers(config)
 
