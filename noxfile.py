@@ -158,6 +158,7 @@ def quality(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Throughput, memory and quality benchmarks; they print tables of figures."""
     _install(session, "core", *[f"plugins/{p}" for p in PLUGINS])
+    session.install("-c", str(CONSTRAINTS), "pyjepa==0.3.0", success_codes=[0, 1, 2])  # peer; bench_peer runs alone without it
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
     scripts += sorted(ROOT.glob("plugins/*/benchmarks/bench_*.py"))
     for script in scripts:
