@@ -11,27 +11,14 @@ import textwrap
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from tinyrun import SMALL, digits_npz
 
 import polyjepa as pj
 from polyjepa import plugins
 from polyjepa.checkpoint import load_tensors, save_tensors
 from polyjepa.errors import CheckpointError, ConfigError, PluginError
-
-SMALL = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
-         "predictor.dim": 8, "predictor.depth": 1, "predictor.num_heads": 2,
-         "train.batch_size": 8, "train.warmup_steps": 1, "train.rankme_samples": 32,
-         "train.precision": "fp32", "train.device": "cpu", "masker.num_targets": 2}
-
-
-def _digits(path: Path, n: int = 32) -> Path:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    np.savez(path, x=d.images[:n].astype(np.float32), y=d.target[:n])
-    return path
 
 
 def _pretrain(data, out, steps=2, config=None, **extra):
@@ -54,13 +41,13 @@ def _pretrain(data, out, steps=2, config=None, **extra):
     ("predictor.embed_dim=8", r"predictor\.embed_dim is set by polyjepa itself"),
 ])
 def test_bad_overrides_are_named_before_anything_runs(core_only, tmp_path, override, message):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     with pytest.raises(ConfigError, match=message):
         pj.resolve_config("array", data=str(data), overrides=[override])
 
 
 def test_bad_override_on_the_command_line_is_one_line(tmp_path, cli):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     proc = cli("pretrain", "array", "--data", str(data), "--out", str(tmp_path / "r"),
                "--set", "encoder.depht=3", check=False)
     assert proc.returncode == 2
@@ -75,7 +62,7 @@ def test_encoders_receive_only_the_hints_they_declare(core_only, tmp_path):
     from polyjepa.build import build_dataset, resolve_components
     from polyjepa.validation import accepted
 
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     cfg = pj.resolve_config("array", data=str(data))
     ds = build_dataset(cfg)
     ds.encoder_hints = {**ds.encoder_hints, "not_an_argument": 1}
@@ -180,7 +167,7 @@ def bad_plugin(tmp_path, monkeypatch):
                   r"\(8, 63, 16\) but grid \(8, 8\) and embed_dim 16 mean \[8, 64, 16\]"),
 ])
 def test_wrong_shaped_encoder_is_named_at_the_first_batch(bad_plugin, encoder, message):
-    data = _digits(bad_plugin / "d.npz")
+    data = digits_npz(bad_plugin / "d.npz")
     with pytest.raises(PluginError, match=message):
         _pretrain(data, bad_plugin / "run", config={"encoder": {"name": encoder}})
 
@@ -197,7 +184,7 @@ def test_valid_mask_of_another_grid_names_both_components(bad_plugin):
 
 
 def test_masker_indices_outside_the_grid_are_named(bad_plugin):
-    data = _digits(bad_plugin / "d.npz")
+    data = digits_npz(bad_plugin / "d.npz")
     with pytest.raises(PluginError, match=r"masker 'bad\.outside' from plugin "
                                           r"'pj_bad_shapes': the target 0 indices run from 69 "
                                           r"to 69, outside the grid of 64 tokens"):
@@ -206,7 +193,7 @@ def test_masker_indices_outside_the_grid_are_named(bad_plugin):
 
 # -- run folders ------------------------------------------------------------------------
 def test_zero_steps_is_recorded_as_an_untrained_baseline(core_only, tmp_path, capsys):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     run = _pretrain(data, tmp_path / "r", steps=0)
     assert run.info["status"] == "complete" and run.info["untrained"] is True
     assert "random initialisation" in capsys.readouterr().out
@@ -217,7 +204,7 @@ def test_zero_steps_is_recorded_as_an_untrained_baseline(core_only, tmp_path, ca
 def test_latest_pointer_outside_the_run_is_not_followed(core_only, tmp_path):
     from polyjepa.checkpoint import latest_checkpoint
 
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     _pretrain(data, tmp_path / "a", steps=2, **{"train.checkpoint_every": 1})
     _pretrain(data, tmp_path / "b", steps=2, **{"train.checkpoint_every": 1})
     pointer = tmp_path / "a" / "checkpoints" / "latest"
@@ -229,7 +216,7 @@ def test_latest_pointer_outside_the_run_is_not_followed(core_only, tmp_path):
 
 
 def test_checkpoints_without_run_file_are_refused_and_kept(core_only, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     _pretrain(data, tmp_path / "r", steps=2, **{"train.checkpoint_every": 1})
     (tmp_path / "r" / "run.json").unlink()
     kept = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
@@ -240,7 +227,7 @@ def test_checkpoints_without_run_file_are_refused_and_kept(core_only, tmp_path):
 
 
 def test_run_file_without_config_is_one_clear_error(core_only, tmp_path, cli):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     _pretrain(data, tmp_path / "r", steps=1)
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     del info["config"]
@@ -255,7 +242,7 @@ def test_run_file_without_config_is_one_clear_error(core_only, tmp_path, cli):
 def test_second_writer_is_refused_and_told_who_holds_the_folder(core_only, tmp_path):
     from polyjepa.runlock import RunLock
 
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom polyjepa.runlock import RunLock\n"
          "with RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
@@ -277,7 +264,7 @@ def test_second_writer_is_refused_and_told_who_holds_the_folder(core_only, tmp_p
 
 
 def test_leftovers_of_a_killed_writer_are_removed(core_only, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     _pretrain(data, tmp_path / "r", steps=2, **{"train.checkpoint_every": 1})
     ck = tmp_path / "r" / "checkpoints"
     (ck / ".step_00000003.tmp-4242").mkdir()
@@ -290,7 +277,7 @@ def test_leftovers_of_a_killed_writer_are_removed(core_only, tmp_path):
 
 
 def test_nan_weights_name_the_file(core_only, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     run = _pretrain(data, tmp_path / "r", steps=1)
     path = run.path / "encoder.safetensors"
     state = load_tensors(path)
@@ -337,7 +324,7 @@ def test_plugin_module_from_cwd_or_file_is_recorded_and_reloaded(tmp_path, how):
     work = tmp_path / "work"
     work.mkdir()
     (work / "mylocal.py").write_text(LOCAL_PLUGIN)
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     spec = "mylocal" if how.startswith("module") else str(work / "mylocal.py")
     sets = [a for k, v in SMALL.items() if not k.startswith("encoder.")
             for a in ("--set", f"{k}={v}")]
@@ -418,7 +405,7 @@ def test_masker_targets_inside_the_context_are_named(bad_plugin):
             register("peek", lambda: peek)
     '''))
     plugins.configure(modules=["pj_bad_shapes", "pj_overlap"])
-    data = _digits(bad_plugin / "d.npz")
+    data = digits_npz(bad_plugin / "d.npz")
     with pytest.raises(PluginError, match=r"masker 'peek' from plugin 'pj_overlap': the "
                                           r"target 0 indices share tokens with the context"):
         _pretrain(data, bad_plugin / "run", config={"masker": {"name": "peek"}})

@@ -16,24 +16,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tinyrun import SMALL, digits_npz
 
 import polyjepa as pj
 from polyjepa import plugins
 from polyjepa.checkpoint import load_tensors
 from polyjepa.errors import CheckpointError, ConfigError, UnknownComponentError
-
-SMALL = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
-         "predictor.dim": 8, "predictor.depth": 1, "predictor.num_heads": 2,
-         "train.batch_size": 8, "train.warmup_steps": 1, "train.rankme_samples": 32,
-         "train.precision": "fp32", "train.device": "cpu", "masker.num_targets": 2}
-
-
-def _digits(path: Path, n: int = 32) -> Path:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    np.savez(path, x=d.images[:n].astype(np.float32), y=d.target[:n])
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +34,7 @@ def trained(tmp_path_factory):
         mp.setenv("POLYJEPA_DISABLE_PLUGIN_AUTOLOAD", "1")
         mp.delenv("POLYJEPA_PLUGINS", raising=False)
         plugins.reset()
-        data = _digits(root / "d.npz")
+        data = digits_npz(root / "d.npz")
         run = pj.pretrain("array", data=str(data), out=root / "run", progress=False,
                           overrides={**SMALL, "train.steps": 2})
         pj.evaluate(run, evaluators=["rankme", "knn"])

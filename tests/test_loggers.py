@@ -10,8 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tinyrun import SMALL as TINY_RUN
+from tinyrun import digits_npz
 
 import polyjepa as pj
 from polyjepa import plugins
@@ -21,11 +22,7 @@ from polyjepa.settings import TrainSettings
 from polyjepa.trainer import check_same_run
 from polyjepa.validation import check_config
 
-SMALL = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
-         "predictor.dim": 8, "predictor.depth": 1, "predictor.num_heads": 2,
-         "train.batch_size": 8, "train.warmup_steps": 1, "train.rankme_samples": 32,
-         "train.log_every": 1, "train.precision": "fp32", "train.device": "cpu",
-         "masker.num_targets": 2}
+SMALL = {**TINY_RUN, "train.log_every": 1}
 
 RECORDER = """
     from polyjepa import hookimpl
@@ -58,14 +55,6 @@ RECORDER = """
 """
 
 
-def _digits(path: Path, n: int = 32) -> Path:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    np.savez(path, x=d.images[:n].astype(np.float32), y=d.target[:n])
-    return path
-
-
 def _pretrain(data, out, loggers, steps=2, callbacks=None, **extra):
     return pj.pretrain("array", data=data, out=out, progress=False, callbacks=callbacks,
                        overrides={**SMALL, "train.steps": steps, "train.loggers": loggers,
@@ -93,7 +82,7 @@ def test_builtin_loggers_are_registered_through_the_hook(core_only):
 
 
 def test_a_plugin_logger_sees_a_run_from_start_to_report(recorder, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     calls = recorder.CALLS
     assert "rec.logger" in pj.list_loggers("rec.*")
     with pytest.raises(PluginError, match=r"logger 'rec\.bad' from plugin 'pj_reclog' "
@@ -139,7 +128,7 @@ def test_a_plugin_logger_sees_a_run_from_start_to_report(recorder, tmp_path):
 
 
 def test_unknown_or_malformed_loggers_fail_before_training(core_only, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     with pytest.raises(UnknownComponentError, match=r"unknown logger 'mlfow'\. "
                                                     r"Did you mean 'mlflow'"):
         _pretrain(data, tmp_path / "run", ["jsonl", "mlfow"])
@@ -162,7 +151,7 @@ def test_the_old_tensorboard_switch_is_still_read(core_only, tmp_path):
     # a run written before loggers existed resumes under today's config
     check_same_run(tmp_path, {"train": {"steps": 2, "tensorboard": "auto"}},
                    {"train": {"steps": 2, "loggers": ["jsonl"]}})
-    run = pj.pretrain("array", data=_digits(tmp_path / "d.npz"), out=tmp_path / "run",
+    run = pj.pretrain("array", data=digits_npz(tmp_path / "d.npz"), out=tmp_path / "run",
                       progress=False, overrides={**SMALL, "train.steps": 2,
                                                  "train.tensorboard": False})
     assert run.metrics() and not (run.path / "tensorboard").exists()
@@ -185,7 +174,7 @@ def test_mlflow_run_in_a_local_file_store(core_only, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for this opt-in
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    run = _pretrain(_digits(tmp_path / "d.npz"), tmp_path / "run", ["jsonl", "mlflow"])
+    run = _pretrain(digits_npz(tmp_path / "d.npz"), tmp_path / "run", ["jsonl", "mlflow"])
     results = pj.evaluate(run.path, evaluators=["rankme"])
     written = write_report(run.path)
 
@@ -239,7 +228,7 @@ def test_wandb_run_offline(core_only, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CONSOLE", "off")
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     (tmp_path / "wb").mkdir()
-    run = _pretrain(_digits(tmp_path / "d.npz"), tmp_path / "run", ["jsonl", "wandb"])
+    run = _pretrain(digits_npz(tmp_path / "d.npz"), tmp_path / "run", ["jsonl", "wandb"])
     results = pj.evaluate(run.path, evaluators=["rankme"])
     written = write_report(run.path)
 

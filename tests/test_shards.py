@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tinyrun import SMALL as TINY_RUN
+from tinyrun import digits_npz
 
 import polyjepa as pj
 from polyjepa.checkpoint import load_tensors
@@ -17,20 +18,8 @@ from polyjepa.errors import ConfigError, DataError
 
 pytest.importorskip("webdataset")
 
-SMALL = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
-         "predictor.dim": 8, "predictor.depth": 1, "predictor.num_heads": 2,
-         "train.batch_size": 8, "train.warmup_steps": 1, "train.rankme_samples": 32,
-         "train.precision": "fp32", "train.device": "cpu", "masker.num_targets": 2,
-         "train.log_every": 1}
+SMALL = {**TINY_RUN, "train.log_every": 1}
 ON_SHARDS = {"dataset.name": "shards"}
-
-
-def _digits(path: Path, n: int = 32) -> Path:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    np.savez(path, x=d.images[:n].astype(np.float32), y=d.target[:n])
-    return path
 
 
 def _pretrain(data, out, steps=2, **extra):
@@ -49,7 +38,7 @@ def _same_samples(a, b) -> None:
 
 @pytest.fixture
 def sharded(core_only, tmp_path):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     out = tmp_path / "shards"
     index = pj.write_shards("array", data=str(data), out=out, shard_size=10)
     return data, out, index
@@ -154,7 +143,7 @@ def test_bad_shard_folders_are_refused(core_only, tmp_path):
     (tmp_path / "index.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(DataError, match="not a polyjepa shard index"):
         pj.create_dataset("shards", str(tmp_path))
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     with pytest.raises(ConfigError, match="holds other files"):  # d.npz is there
         pj.write_shards("array", data=str(data), out=tmp_path)
     with pytest.raises(ConfigError, match="shard_size must be above 0"):
@@ -171,7 +160,7 @@ def test_rewriting_replaces_earlier_shards(sharded):
 
 
 def test_cli_shard_then_pretrain_on_corrupt_shards_is_one_line(core_only, tmp_path, cli):
-    data = _digits(tmp_path / "d.npz")
+    data = digits_npz(tmp_path / "d.npz")
     out = tmp_path / "sh"
     proc = cli("shard", "array", "--data", str(data), "--out", str(out), "--shard-size", "8",
                "--no-progress")
