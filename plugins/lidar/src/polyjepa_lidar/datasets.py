@@ -28,6 +28,7 @@ from polyjepa import ConfigError, DataError, warn
 
 from .io import Cloud, list_files, load_clouds, read_cached
 from .pillars import FEATURES, GROUND_METHODS, crop, ground_heights, pillarize, voxel_downsample
+from .stream import LasStream, stream_windows, use_stream
 from .tiles import auto_tile, tile_windows
 
 # ground-like classes, left out when a scene label is the dominant class: ASPRS ground (2)
@@ -70,9 +71,12 @@ class Scans:
 
 
 def read_scans(data: Any, cache_dir: str | None = None,
-               simulate: dict[str, Any] | None = None) -> Scans:
+               simulate: dict[str, Any] | None = None, stream: Any = "auto",
+               voxel_size: float | None = None) -> Scans:
     """Step 1, read: the clouds of files and folders (through the decoded-array cache),
-    of arrays, or of simulated scenes for ``data=None``."""
+    of arrays, or of simulated scenes for ``data=None``. Large LAS/LAZ files (see
+    :func:`polyjepa_lidar.stream.use_stream`) are opened as :class:`LasStream`, read in
+    chunks later."""
     if data is None:
         from .simulate import simulate_scenes
 
@@ -85,10 +89,15 @@ def read_scans(data: Any, cache_dir: str | None = None,
     if isinstance(data, (str, Path)) or (isinstance(data, (list, tuple)) and data
                                          and isinstance(data[0], (str, Path))):
         files = list_files(data)
-        clouds = [read_cached(f, Path(cache) if cache else None) for f in files]
+        if use_stream(files, stream, voxel_size):
+            clouds: list[Any] = [LasStream(f) for f in files]
+        else:
+            clouds = [read_cached(f, Path(cache) if cache else None) for f in files]
         source = str(data) if isinstance(data, (str, Path)) else f"{len(files)} files"
         return Scans(clouds, source, [str(f.parent) for f in files],
                      airborne=all(f.suffix.lower() in (".las", ".laz") for f in files))
+    if stream is True:
+        use_stream([], stream, voxel_size)  # raises: only files are streamed
     clouds = load_clouds(data)
     source = clouds[0].source if len(clouds) == 1 else f"{len(clouds)} clouds"
     return Scans(clouds, source, [""] * len(clouds))
@@ -219,7 +228,11 @@ class LidarDataset(torch.utils.data.Dataset):
         normalize: standardise every feature over the occupied pillars (with the run's
             statistics when ``state`` has them).
         cache_dir: decoded-array cache (memory-mapped ``.npy``); default
-            ``$POLYJEPA_LIDAR_CACHE`` when set, else off.
+            ``$POLYJEPA_LIDAR_CACHE`` when set, else off. Streamed files spill their
+            bands there (else to the system's temporary folder) while windowed.
+        stream: read LAS/LAZ files in chunks (:mod:`polyjepa_lidar.stream`), so that
+            memory does not grow with the file: ``"auto"`` (files above 256 MB),
+            ``True`` or ``False``; the samples are the same.
         simulate: keyword arguments for the simulator when ``data`` is ``None``.
         state: saved by a run (normalisation statistics, box, grid) and reused on new data.
         seed: seed of the RANSAC ground fit.
@@ -231,7 +244,7 @@ class LidarDataset(torch.utils.data.Dataset):
                  min_pillars: int = 8, scan_block: int = 1, scene_label: str = "auto",
                  normalize: bool = True,
                  cache_dir: str | None = None, simulate: dict[str, Any] | None = None,
-                 state: dict[str, Any] | None = None, seed: int = 0):
+                 state: dict[str, Any] | None = None, seed: int = 0, stream: Any = "auto"):
         if ground not in GROUND_METHODS:
             raise ConfigError(f"dataset.ground must be one of {', '.join(GROUND_METHODS)}, "
                               f"got {ground!r}")
@@ -239,7 +252,8 @@ class LidarDataset(torch.utils.data.Dataset):
             raise ConfigError(f"dataset.scan_block must be at least 1, got {scan_block}")
         state = dict(state or {})
         self.grid = _grid(state.get("grid", grid))
-        scans = read_scans(data, cache_dir, simulate)
+        scans = read_scans(data, cache_dir, simulate, stream, voxel_size)
+        self._spill_dir = cache_dir or os.environ.get("POLYJEPA_LIDAR_CACHE")
         self.source = scans.source
         if scans.box is not None:
             x_range = x_range if x_range is not None else scans.box[0]
@@ -249,10 +263,11 @@ class LidarDataset(torch.utils.data.Dataset):
         groups = scan_groups(scans.folders, int(scan_block))
         z_rng = _pair(z_range, "z_range")
         layout = bev_layout(scans.clouds, x_range, y_range, tile, tile_stride, state)
-        has_labels = all(c.labels is not None for c in scans.clouds)
-        classes = (np.unique(np.concatenate([np.unique(np.asarray(c.labels))
-                                             for c in scans.clouds]))
-                   if has_labels else None)
+        has_labels = all(isinstance(c, LasStream) or c.labels is not None
+                         for c in scans.clouds)
+        classes = (np.unique(np.concatenate([
+            c.classes(z_rng) if isinstance(c, LasStream) else np.unique(np.asarray(c.labels))
+            for c in scans.clouds])) if has_labels else None)
         windows, tile_used = self._pillarise(scans.clouds, groups, layout, z_rng, voxel_size,
                                              ground, seed, min_pillars, classes)
         self._check_count(windows, layout, tile_used, min_pillars)
@@ -276,6 +291,16 @@ class LidarDataset(torch.utils.data.Dataset):
         windows: list[Window] = []
         tile_used: float | None = None
         for ci, cloud in enumerate(clouds):
+            if isinstance(cloud, LasStream):
+                def build(part: Cloud, box: Box, ci: int = ci) -> Window | None:
+                    return pillar_window(part, box, self.grid, ground, seed, classes, ci)
+
+                found, t = stream_windows(cloud, layout.tile, layout.tile_stride, self.grid,
+                                          groups[ci], z_range, build, self._spill_dir)
+                tile_used = t if t is not None else tile_used
+                windows += [w for w in found
+                            if w is not None and int(w.occupied.sum()) >= min_pillars]
+                continue
             if z_range is not None:
                 cloud = cloud.subset((cloud.points[:, 2] >= z_range[0])
                                      & (cloud.points[:, 2] <= z_range[1]))

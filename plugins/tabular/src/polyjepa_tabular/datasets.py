@@ -43,6 +43,7 @@ from .schema import (
     numeric_column,
     target_task,
 )
+from .stream import Settings, open_streamed, use_stream
 
 
 @dataclass
@@ -152,20 +153,31 @@ def encode_features(table: Table, schema: list[dict[str, Any]],
             continue
         col = frame[feat["name"]]
         if feat["kind"] == "numeric":
-            values = numeric_column(col, feat["name"], source, lines)
-            isnan = np.isnan(values)
-            z = (values - feat["mean"]) / feat["std"]
-            z = np.clip(z, -clip, clip) if clip else z
-            x[:, j] = np.where(isnan, 0.0, z)
-            miss[:, j] = isnan
+            x[:, j], miss[:, j] = encode_numbers(numeric_column(col, feat["name"], source,
+                                                                lines), feat, clip)
         else:
-            lookup = {c: i + 1 for i, c in enumerate(feat["categories"])}
-            strings = category_strings(col)
-            isnan = strings.isna().to_numpy()
-            ids = strings.map(lambda v, lut=lookup: lut.get(v, 0) if v is not None else 0)
-            x[:, j] = ids.to_numpy(dtype=np.float32)
-            miss[:, j] = isnan
+            x[:, j], miss[:, j] = encode_categories(category_strings(col), feat)
     return x, miss
+
+
+def encode_numbers(values: np.ndarray, feat: dict[str, Any], clip: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One numeric column (float64, NaN where missing) as standardised float32 values,
+    clipped to ``clip``, 0 where missing; and its missing mask. Shared by the in-memory
+    and the streamed readers, so both give the same numbers."""
+    isnan = np.isnan(values)
+    z = (values - feat["mean"]) / feat["std"]
+    z = np.clip(z, -clip, clip) if clip else z
+    return np.where(isnan, 0.0, z).astype(np.float32), isnan
+
+
+def encode_categories(strings: Any, feat: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One categorical column (:func:`category_strings`) as float32 ids (1 + the index in
+    the vocabulary, 0 for unknown or missing) and its missing mask."""
+    lookup = {c: i + 1 for i, c in enumerate(feat["categories"])}
+    isnan = strings.isna().to_numpy()
+    ids = strings.map(lookup).fillna(0).to_numpy(dtype=np.float32)
+    return ids, isnan
 
 
 def encode_target(table: Table, target: str | None, task: str, state: dict[str, Any] | None
@@ -223,13 +235,24 @@ class TableDataset(ArrayDataset):
     ``missing`` (``"embed"``: learned missing embedding; ``"mask"``: missing features are
     invalid tokens), ``clip`` (bound on standardised numbers), ``sep`` (CSV separator) and
     ``state`` (the schema of a previous run).
+
+    ``stream``: read a CSV/Parquet file in record batches into memory-mapped arrays in
+    ``cache_dir`` (see :mod:`polyjepa_tabular.stream`) instead of into memory: ``"auto"``
+    (files above 256 MB), ``True`` or ``False``. Both ways give the same samples.
     """
 
     def __init__(self, data: Any = None, target: str | None = None, group: str | None = None,
                  drop: list[str] | None = None, categorical: list[str] | None = None,
                  numeric: list[str] | None = None, task: str = "auto",
                  max_categories: int = 1000, missing: str = "embed", clip: float = 10.0,
-                 sep: str | None = None, state: dict[str, Any] | None = None):
+                 sep: str | None = None, state: dict[str, Any] | None = None,
+                 stream: Any = "auto", cache_dir: str | None = None):
+        if use_stream(data, stream, sep):
+            self._open_streamed(Path(data), sep, cache_dir, missing, Settings(
+                target, group, [str(c) for c in drop or []],
+                [str(c) for c in categorical or []], [str(c) for c in numeric or []],
+                task, int(max_categories), float(clip), state))
+            return
         table, target, task = read_table(data, target, task, sep)
         check_options(table.source, missing, task)
         table = tidy_table(table, target, group, state)
@@ -253,9 +276,44 @@ class TableDataset(ArrayDataset):
                               "cardinalities": self.cardinalities}
         self.feature_names = [s["name"] for s in self.schema]
 
+    def _open_streamed(self, path: Path, sep: str | None, cache_dir: str | None,
+                       missing: str, settings: Settings) -> None:
+        """The streamed reader's memory-mapped arrays as this dataset's (no check pass
+        over them: they were checked while encoded, and reading them all would page the
+        whole file in)."""
+        check_options(str(path), missing, settings.task)
+        table = open_streamed(path, sep, settings, cache_dir)
+        self.source = str(path)
+        self.cache_folder = table.folder
+        self._rows = table.rows()
+        self.x = torch.from_numpy(table.x)
+        self.extras = {}
+        for key, arr in (("y", table.y), ("group", table.group)):
+            if arr is not None:
+                self.extras[key] = torch.from_numpy(arr)
+        self.missing = torch.from_numpy(table.missing)
+        self.missing_mode = missing
+        self.schema = table.state["features"]
+        self.state = table.state
+        self.task = (table.state.get("target") or {}).get("task")
+        self.cardinalities = [len(s["categories"]) + 1 if s["kind"] == "categorical" else 0
+                              for s in self.schema]
+        self.encoder_hints = {"n_features": len(self.schema),
+                              "cardinalities": self.cardinalities}
+        self.feature_names = [s["name"] for s in self.schema]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
+        rows = getattr(self, "_rows", None)
+        if rows is not None:  # streamed: each row read from its file (see stream.RowFile)
+            i = int(i) % len(self)
+            item = {k: torch.from_numpy(f[i]) for k, f in rows.items()}
+            if self.missing_mode == "mask":
+                item["valid"] = ~item["missing"]
+            return item
         item = super().__getitem__(i)
         item["missing"] = self.missing[i]
+        if self.missing_mode == "mask" and "valid" not in item:  # streamed: not stored
+            item["valid"] = ~item["missing"]
         return item
 
     def raw_features(self, kind: str = "dense") -> tuple[np.ndarray, np.ndarray]:

@@ -86,24 +86,101 @@ def infer_schema(frame: Any, source: str, features: list[str], categorical: list
     schema = []
     for name in features:
         col = frame[name]
-        kind = "categorical" if name in categorical or (
-            name not in numeric and _is_categorical_dtype(col)
-            and _stray_numbers(col, from_text) is None) else "numeric"
-        if kind == "categorical":
-            values = category_strings(col).dropna()
-            counts = values.value_counts(sort=False)
-            # most frequent first, ties by name: a deterministic vocabulary
-            order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            cats = [k for k, _ in order[:max_categories]]
-            schema.append({"name": str(name), "kind": "categorical", "categories": cats})
+        if column_kind(col, name, categorical, numeric, from_text) == "categorical":
+            counts = category_strings(col).dropna().value_counts(sort=False)
+            schema.append(categorical_feature(name, dict(counts.items()), max_categories))
         else:
-            values = numeric_column(col, name, source, lines, warn=False)
-            finite = values[~np.isnan(values)]
-            mean = float(finite.mean()) if finite.size else 0.0
-            std = float(finite.std()) if finite.size else 1.0
-            schema.append({"name": str(name), "kind": "numeric", "mean": mean,
-                           "std": std if std > 1e-8 else 1.0})
+            moments = Moments()
+            moments.add(numeric_column(col, name, source, lines, warn=False))
+            schema.append(moments.feature(name))
     return schema
+
+
+def column_kind(col: Any, name: str, categorical: list[str], numeric: list[str],
+                from_text: bool) -> str:
+    """``numeric`` or ``categorical``: forced by the user's lists, else numbers (or text
+    that is numbers but for a few stray words, see :func:`_stray_numbers`) are numeric."""
+    return "categorical" if name in categorical or (
+        name not in numeric and _is_categorical_dtype(col)
+        and _stray_numbers(col, from_text) is None) else "numeric"
+
+
+def categorical_feature(name: str, counts: dict[str, int], max_categories: int
+                        ) -> dict[str, Any]:
+    """A categorical feature's schema from its value counts: the ``max_categories`` most
+    frequent values first, ties by name (a deterministic vocabulary)."""
+    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"name": str(name), "kind": "categorical",
+            "categories": [k for k, _ in order[:max_categories]]}
+
+
+class Moments:
+    """Count, mean and standard deviation of float64 values that arrive in parts.
+
+    The finite values are cut into consecutive blocks of ``BLOCK`` values whatever the
+    parts were (a table read whole, or in record batches of any size): each block's mean
+    and sum of squared deviations are numpy's, and blocks are merged in order (Chan et
+    al.'s pairwise update). So a table read whole and read in batches get the very same
+    statistics, and one of at most ``BLOCK`` values gets exactly ``numpy.mean``/``std``.
+    """
+
+    BLOCK = 65536
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Add the finite entries of ``values`` (NaN, i.e. missing, is left out)."""
+        v = np.asarray(values, np.float64).reshape(-1)
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return
+        self._pending.append(v)
+        self._n_pending += v.size
+        if self._n_pending >= self.BLOCK:
+            buf = np.concatenate(self._pending)
+            full = (len(buf) // self.BLOCK) * self.BLOCK
+            for k in range(0, full, self.BLOCK):
+                self._merge(buf[k:k + self.BLOCK])
+            self._pending = [buf[full:]] if full < len(buf) else []
+            self._n_pending = len(buf) - full
+
+    def _merge(self, block: np.ndarray) -> None:
+        nb = block.size
+        mb = block.mean()
+        m2b = float(np.square(block - mb).sum())
+        if self.n == 0:
+            self.n, self._mean, self._m2 = nb, float(mb), m2b
+            return
+        n = self.n + nb
+        delta = float(mb) - self._mean
+        self._mean += delta * nb / n
+        self._m2 += m2b + delta * delta * self.n * nb / n
+        self.n = n
+
+    def _flush(self) -> None:
+        if self._n_pending:
+            self._merge(np.concatenate(self._pending))
+            self._pending, self._n_pending = [], 0
+
+    def mean(self) -> float:
+        self._flush()
+        return float(self._mean) if self.n else 0.0
+
+    def std(self) -> float:
+        """The population standard deviation (as ``numpy.std``), 1.0 when undefined."""
+        self._flush()
+        return float(np.sqrt(self._m2 / self.n)) if self.n else 1.0
+
+    def feature(self, name: str) -> dict[str, Any]:
+        """A numeric feature's schema: its mean and std (1.0 for a constant column)."""
+        std = self.std()
+        return {"name": str(name), "kind": "numeric", "mean": self.mean(),
+                "std": std if std > 1e-8 else 1.0}
 
 
 def numeric_column(col: Any, name: str, source: str, lines: np.ndarray | None = None,
