@@ -147,7 +147,9 @@ class Source:
         try:
             yield from pcsv.open_csv(
                 self.path,
-                read_options=pcsv.ReadOptions(block_size=max(1 << 10, self.batch_rows * 64)),
+                # one parsing thread: Arrow reports a bad row's line number only then
+                read_options=pcsv.ReadOptions(block_size=max(1 << 10, self.batch_rows * 64),
+                                              use_threads=False),
                 parse_options=pcsv.ParseOptions(delimiter=self.sep,
                                                 invalid_row_handler=invalid),
                 convert_options=pcsv.ConvertOptions(
