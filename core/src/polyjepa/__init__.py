@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "export": "polyjepa.exporting",
     "write_shards": "polyjepa.shards",
     "ShardDataset": "polyjepa.shards",
+    "ShardStream": "polyjepa.shards",
     "PushError": "polyjepa.exporting",
     "sweep": "polyjepa.sweeps",
     "SweepResult": "polyjepa.sweeps",

@@ -44,9 +44,9 @@ def polyjepa_register_datasets(register):
              description=".npy/.npz arrays [N, C, *spatial] with optional y/valid/group")
     register("digits", "polyjepa.datasets:digits",
              description="scikit-learn's handwritten digits (real, bundled)")
-    register("shards", "polyjepa.shards:ShardDataset",
+    register("shards", "polyjepa.shards:shards",
              description="samples `polyjepa shard` wrote: WebDataset .tar shards in a "
-                         "folder or any fsspec URL")
+                         "folder or any fsspec URL (stream=true: read as a stream)")
 
 
 @hookimpl

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as SequenceABC
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 @lru_cache(maxsize=4)
@@ -59,13 +60,53 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return 2**62
 
 
-def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a list of sample dicts into a batch dict."""
+class StackedSamples(SequenceABC):
+    """A batch a dataset fetched already stacked (``batch``: a dict of ``[B, ...]``
+    tensors) that still reads as the sequence of its ``B`` sample dicts, so that any
+    ``collate_fn`` (torch's ``default_collate`` included) gets what it got before;
+    :func:`collate` takes ``batch`` as it is."""
+
+    def __init__(self, batch: dict[str, torch.Tensor]):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return int(self.batch["x"].shape[0])
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return {k: v[i] for k, v in self.batch.items()}
+
+
+def collate(samples: list[dict[str, Any]] | StackedSamples) -> dict[str, Any]:
+    """Stack a list of sample dicts into a batch dict; a batch a dataset fetched
+    already stacked (:meth:`ArrayDataset.__getitems__`) passes through."""
+    if isinstance(samples, StackedSamples):
+        return dict(samples.batch)
     return default_collate(samples)
 
 
 def train_loader(dataset: Dataset, global_batch_size: int, seed: int, start: int,
-                 rank: int = 0, world: int = 1, num_workers: int = 0) -> DataLoader:
+                 rank: int = 0, world: int = 1,
+                 num_workers: int = 0) -> DataLoader | Iterable[dict[str, Any]]:
+    """This rank's batches of global batches ``start, start + 1, ...``, forever.
+
+    A map-style dataset is batched by :class:`ShardedBatchSampler`. A dataset with a
+    ``stream`` method (the streaming ``shards`` dataset) supplies its own batches instead:
+    ``dataset.stream(global_batch_size, seed, start, rank, world, num_workers)`` returns
+    an iterable of this rank's ``global_batch_size / world``-sample batches from global
+    batch ``start`` on, endless on every rank, and the very batches an uninterrupted run
+    yields from there (that is what resume relies on).
+    """
+    stream = getattr(dataset, "stream", None)
+    if callable(stream):
+        return stream(global_batch_size, seed, start, rank, world, num_workers)
+    if isinstance(dataset, IterableDataset):
+        raise ConfigError(f"{type(dataset).__name__} is an iterable dataset without a "
+                          "stream(global_batch_size, seed, start, rank, world, num_workers) "
+                          "method, so its batches cannot resume exactly; give it one")
     sampler = ShardedBatchSampler(len(dataset), global_batch_size, seed, start, rank, world)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       collate_fn=collate, persistent_workers=num_workers > 0)
@@ -127,3 +168,21 @@ class ArrayDataset(Dataset):
         for key, arr in self.extras.items():
             item[key] = arr[i]
         return item
+
+    def __getitems__(self, indices: list[int]) -> StackedSamples | list[Any]:
+        """A whole batch in one indexing per array instead of one item per sample.
+
+        torch's ``DataLoader`` calls this when a dataset has it and hands the result to
+        ``collate_fn``; the stacked batch holds, byte for byte, what :func:`collate`
+        makes of the items, and :func:`collate` passes it through. A subclass that
+        overrides ``__getitem__`` gets its own items, one per index, as before.
+        """
+        if type(self).__getitem__ is not ArrayDataset.__getitem__:
+            return [self[i] for i in indices]
+        index = torch.as_tensor(indices, dtype=torch.long)
+        index = torch.where(index < 0, index + len(self), index)
+        # index_select copies whole rows (several times faster than x[index])
+        batch = {"x": torch.index_select(self.x, 0, index).contiguous()}
+        for key, arr in self.extras.items():
+            batch[key] = torch.index_select(arr, 0, index).contiguous()
+        return StackedSamples(batch)

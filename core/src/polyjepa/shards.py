@@ -9,16 +9,52 @@ sample count and SHA-256 of every shard, the field types, the dataset's ``state`
 are stored after decoding (normalised, tokenised), so reading them costs no parsing.
 
 The ``shards`` dataset reads them back from a folder or any fsspec URL (``file://``,
-``s3://``, ``gs://``, ``https://``, ...). It is a **map-style** view: ``__getitem__``
-finds the sample's shard from the counts in the index, reads and decodes that whole
-shard once and keeps the last ``cache_shards`` decoded shards in an LRU cache. That is a
-deliberate choice over an iterable stream with a shuffle buffer: the trainer's batch order
-is a pure function of (seed, step) over a map-style dataset (:mod:`polyjepa.data`), so
-training on shards sees the very batches it would see on the original data, splits
-across ranks and workers as before, and resumes exactly from any step, with no change to
-the trainer. The price is random access: when the shards outnumber the cache, a batch
-may read a shard again, so give it a cache that holds the data (``cache_shards``) or
-larger shards, or copy remote shards to a local disk first.
+``s3://``, ``gs://``, ``https://``, ...) in one of two modes.
+
+**Map-style** (the default, :class:`ShardDataset`): ``__getitem__`` finds the sample's
+shard from the counts in the index, reads and decodes that whole shard once and keeps the
+last ``cache_shards`` decoded shards in an LRU cache. The trainer's batch order is then a
+pure function of (seed, step) over a map-style dataset (:mod:`polyjepa.data`), so training
+on shards sees the very batches it would see on the original data, splits across ranks
+and workers as before, and resumes exactly from any step. The price is random access:
+when the shards outnumber the cache, a batch may read a shard again, so give it a cache
+that holds the data (``cache_shards``) or larger shards.
+
+**Streaming** (``stream=True``, :class:`ShardStream`), for data that does not fit a cache
+(object storage, many shards): each shard is read once per epoch, front to back. The
+stream of one process is defined as follows; it is a pure function of (seed, epoch, rank,
+number of processes, number of loader workers) and nothing else.
+
+- Epoch ``e`` shuffles the shard list with a generator seeded by (seed, e), the same on
+  every rank. Rank ``r`` of ``world`` takes ``order[r::world]``, and its loader worker
+  ``w`` of ``workers`` takes every ``workers``-th of those (``[w::workers]``); ``workers``
+  is ``train.num_workers``, or 1 without workers. Each of these readers streams its shards
+  in turn (fsspec ``open``, ``tarfile`` in stream mode) and passes the samples through a
+  shuffle buffer of ``shuffle_buffer`` samples seeded by (seed, e, rank, world, worker,
+  workers), emptied at the end of the epoch. Across all readers every sample comes once
+  per epoch.
+- A reader's stream never ends: when its shards of epoch ``e`` are done it goes on with
+  its shards of epoch ``e + 1``. Readers whose shards hold fewer samples simply start the
+  next epoch sooner, so every rank yields the same number of batches per step however
+  unevenly the shards divide, and no rank waits for a batch that never comes (no DDP hang).
+  Epochs are therefore per reader; they stay aligned to within one shard per reader.
+- Worker ``w`` batches ``train.batch_size / world`` consecutive samples of its stream;
+  the data loader takes the batches from its workers in turn, so global batch ``k`` of a
+  rank is batch ``k // workers`` of reader ``k % workers``.
+- Resume from global batch ``k`` skips what each reader already gave, without reading it:
+  whole epochs from the counts in the index, then the shuffle buffer is replayed on sample
+  positions alone, which says which samples are still in the buffer and where reading
+  goes on; shards wholly before those are not opened, and within the shards that are,
+  the samples already used are not decoded. The batches that follow are those an
+  uninterrupted run would have seen.
+
+The stream depends on the number of processes and of loader workers, so an exact resume
+needs the same ``torchrun`` size and ``train.num_workers``; with others the run goes on
+with a different (still complete, once-per-epoch) order. There must be at least
+``world * workers`` shards. The checksum of a shard is checked when its end is reached.
+Embedding, evaluation and RankMe read a streaming dataset through the map-style view
+(sequential reads in shard order; RankMe's few samples are read in sorted order, so each
+shard at most once per evaluation).
 """
 
 from __future__ import annotations
@@ -26,16 +62,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 import tarfile
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, PolyjepaError
 
 FORMAT = "polyjepa-shards"
 VERSION = 1
@@ -353,3 +391,280 @@ class ShardDataset(torch.utils.data.Dataset):
             if set(s) != set(self.fields):
                 raise ValueError(f"a sample lacks {sorted(set(self.fields) - set(s))}")
         return samples
+
+
+# -- streaming ----------------------------------------------------------------------------
+def shards(data: Any = None, stream: bool = False, shuffle_buffer: int = 1000,
+           cache_shards: int = 8, verify: bool = True,
+           state: dict[str, Any] | None = None) -> ShardDataset:
+    """The ``shards`` dataset: a map-style :class:`ShardDataset`, or with ``stream=True``
+    a :class:`ShardStream` that trains on a stream read shard by shard (module docstring).
+
+    ``shuffle_buffer``: samples held to shuffle the stream (stream mode only; 0 or 1 keep
+    the order of the shards' samples).
+    """
+    if stream:
+        return ShardStream(data, shuffle_buffer=shuffle_buffer, cache_shards=cache_shards,
+                           verify=verify, state=state)
+    return ShardDataset(data, cache_shards=cache_shards, verify=verify, state=state)
+
+
+def _rng(*parts: Any) -> random.Random:
+    """A generator seeded by ``parts`` (stable across processes, machines and versions)."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+class _Buffer:
+    """A seeded shuffle buffer: holds ``size`` items and lets a random one out per push."""
+
+    def __init__(self, size: int, rng: random.Random):
+        self.size, self.rng = max(1, int(size)), rng
+        self.items: list[Any] = []
+
+    def push(self, item: Any) -> Any:
+        """Take ``item``; return the item let out, or ``None`` while the buffer fills."""
+        self.items.append(item)
+        if len(self.items) < self.size:
+            return None
+        k = self.rng.randrange(len(self.items))
+        self.items[k], self.items[-1] = self.items[-1], self.items[k]
+        return self.items.pop()
+
+    def drain(self) -> list[Any]:
+        """The items left, shuffled (the end of an epoch)."""
+        items, self.items = self.items, []
+        self.rng.shuffle(items)
+        return items
+
+
+class _Hashing:
+    """A read-only file wrapper that feeds what is read to a SHA-256 (or nothing)."""
+
+    def __init__(self, f: Any, digest: Any):
+        self.f, self.digest = f, digest
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.f.read(size)
+        if self.digest is not None:
+            self.digest.update(chunk)
+        return chunk
+
+
+class _Failure:
+    """An error raised in a loader worker, sent to the main process as a value so that it
+    is raised there as the one line it is (DataLoader would wrap it in a traceback)."""
+
+    def __init__(self, exc: PolyjepaError):
+        self.kind, self.message = type(exc), str(exc)
+
+
+class _StreamLoader:
+    """One rank's batches from the workers' streams, failures raised as they were."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader):
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            if isinstance(batch, _Failure):
+                raise batch.kind(batch.message)
+            yield batch
+
+
+class _RankStream(torch.utils.data.IterableDataset):
+    """This rank's batches from global batch ``start`` on, forever; in each loader worker
+    the batches of one reader (see the module docstring for who reads what)."""
+
+    def __init__(self, source: ShardStream, per_rank: int, seed: int, start: int, rank: int,
+                 world: int, workers: int):
+        super().__init__()
+        self.source, self.per_rank, self.seed, self.start = source, per_rank, seed, start
+        self.rank, self.world, self.workers = rank, world, workers
+
+    def __iter__(self) -> Iterator[Any]:
+        from .data import collate
+
+        info = torch.utils.data.get_worker_info()
+        # the loader starts with its worker 0, so that worker plays the reader of batch start
+        reader = ((info.id if info else 0) + self.start) % self.workers
+        given = max(0, -(-(self.start - reader) // self.workers))  # its batches before start
+        samples = self.source.samples(self.seed, self.rank, self.world, reader, self.workers,
+                                      skip=given * self.per_rank)
+        try:
+            while True:
+                yield collate([next(samples) for _ in range(self.per_rank)])
+        except PolyjepaError as exc:
+            if info is None:
+                raise
+            yield _Failure(exc)
+
+
+class ShardStream(ShardDataset):
+    """Shards read as a stream with a shuffle buffer (``shards(..., stream=True)``).
+
+    :meth:`stream` gives the trainer this rank's batches (see :func:`polyjepa.data.
+    train_loader`); indexing works as in :class:`ShardDataset` (embedding, evaluation and
+    RankMe read through it). The stream's definition is in the module docstring.
+    """
+
+    def __init__(self, data: Any = None, shuffle_buffer: int = 1000, cache_shards: int = 8,
+                 verify: bool = True, state: dict[str, Any] | None = None):
+        super().__init__(data, cache_shards=cache_shards, verify=verify, state=state)
+        if int(shuffle_buffer) < 0:
+            raise ConfigError(f"dataset.shuffle_buffer must be 0 or more, got {shuffle_buffer}")
+        self.shuffle_buffer = int(shuffle_buffer)
+
+    # -- what the trainer calls ----------------------------------------------------------
+    def stream(self, global_batch_size: int, seed: int, start: int = 0, rank: int = 0,
+               world: int = 1, num_workers: int = 0) -> Iterable[dict[str, Any]]:
+        """This rank's batches (``global_batch_size / world`` samples each) of global
+        batches ``start, start + 1, ...``, forever: those an uninterrupted run yields."""
+        if global_batch_size % world:
+            raise DataError(f"batch size {global_batch_size} is not divisible by the "
+                            f"{world} data-parallel processes")
+        workers = max(1, int(num_workers))
+        if len(self.shards) < world * workers:
+            raise ConfigError(
+                f"{self.url}: {len(self.shards)} shards cannot feed {world} processes x "
+                f"{workers} loader workers (each reads whole shards); write smaller shards "
+                "(--shard-size) or use fewer train.num_workers")
+        ranked = _RankStream(self, global_batch_size // world, int(seed), int(start), rank,
+                             world, workers)
+        return _StreamLoader(torch.utils.data.DataLoader(ranked, batch_size=None,
+                                                         num_workers=int(num_workers)))
+
+    # -- the stream of one reader --------------------------------------------------------
+    def epoch_shards(self, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                     worker: int = 0, workers: int = 1) -> list[int]:
+        """The shards (numbers in the index) one reader streams in ``epoch``, in order."""
+        order = list(range(len(self.shards)))
+        _rng("shards", seed, epoch).shuffle(order)
+        return order[rank::world][worker::workers]
+
+    def epoch_order(self, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                    worker: int = 0, workers: int = 1) -> list[int]:
+        """The sample numbers (as in ``dataset[i]``) one reader yields in ``epoch``, in
+        order; computed from the index alone, nothing is read."""
+        numbers = [self._starts[j] + i for j in self.epoch_shards(seed, epoch, rank, world,
+                                                                  worker, workers)
+                   for i in range(int(self.shards[j]["count"]))]
+        buf = _Buffer(self.shuffle_buffer, _rng("buffer", seed, epoch, rank, world, worker,
+                                                workers))
+        out = [p for p in (buf.push(p) for p in range(len(numbers))) if p is not None]
+        return [numbers[p] for p in out + buf.drain()]
+
+    def samples(self, seed: int, rank: int = 0, world: int = 1, worker: int = 0,
+                workers: int = 1, skip: int = 0) -> Iterator[dict[str, Any]]:
+        """One reader's endless sample stream, less its first ``skip`` samples."""
+        if not 0 <= rank < world or not 0 <= worker < workers:
+            raise ConfigError(f"no reader {worker} of {workers} on rank {rank} of {world}")
+        epoch = 0
+        while True:
+            shards = self.epoch_shards(seed, epoch, rank, world, worker, workers)
+            n = sum(int(self.shards[j]["count"]) for j in shards)
+            if n == 0:
+                raise ConfigError(f"{self.url}: no shards for loader worker {worker} of "
+                                  f"{workers} on rank {rank} of {world}")
+            if skip >= n:  # a whole epoch already consumed: nothing to read
+                skip -= n
+            else:
+                rng = _rng("buffer", seed, epoch, rank, world, worker, workers)
+                yield from self._epoch_samples(shards, rng, skip)
+                skip = 0
+            epoch += 1
+
+    def _epoch_samples(self, shards: list[int], rng: random.Random,
+                       skip: int) -> Iterator[dict[str, Any]]:
+        """The samples of ``shards`` through the shuffle buffer, less the first ``skip``.
+
+        The buffer works on sample positions in the epoch; skipping replays it on
+        positions alone, then reads only the shards that hold what it still holds."""
+        counts = [int(self.shards[j]["count"]) for j in shards]
+        n = sum(counts)
+        buf = _Buffer(self.shuffle_buffer, rng)
+        pos = out = 0
+        while out < skip and pos < n:
+            if buf.push(pos) is not None:
+                out += 1
+            pos += 1
+        tail = buf.drain()[skip - out:] if out < skip else None
+        needed = set(buf.items if tail is None else tail)
+        marks = sorted(needed)
+        held: dict[int, dict[str, Any]] = {}
+        end = 0
+        for j, count in zip(shards, counts):
+            lo, end = end, end + count
+            k = bisect_left(marks, lo)
+            if end <= pos and not (k < len(marks) and marks[k] < end):
+                continue  # used up before the resume point: not opened
+            def wanted(i: int, lo: int = lo) -> bool:
+                return lo + i >= pos or lo + i in needed
+
+            for i, sample in self._stream_shard(j, wanted):
+                p = lo + i
+                if sample is not None:
+                    held[p] = sample
+                if p >= pos:
+                    let_out = buf.push(p)
+                    if let_out is not None:
+                        yield held.pop(let_out)
+        for p in buf.drain() if tail is None else tail:
+            yield held.pop(p)
+
+    def _stream_shard(self, j: int, wanted: Callable[[int], bool],
+                      ) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """``(i, sample)`` for the samples of shard ``j`` in order, read front to back;
+        ``sample`` is ``None`` where ``wanted(i)`` is false (its tensors are not decoded)."""
+        meta = self.shards[j]
+        url = f"{self.url}/{meta['name']}"
+        digest = hashlib.sha256() if self.verify and meta.get("sha256") else None
+        i, key, fields, sample = -1, None, set(), None
+
+        def done() -> tuple[int, dict[str, Any] | None]:
+            if fields != set(self.fields):
+                raise ValueError(f"a sample lacks {sorted(set(self.fields) - fields)}")
+            return i, sample
+
+        try:
+            fs, path = _fs(url)
+            with fs.open(path, "rb") as raw:
+                f = _Hashing(raw, digest)
+                with tarfile.open(fileobj=f, mode="r|") as tar:
+                    for member in tar:
+                        if not member.isfile():
+                            continue
+                        folder, _, base = member.name.rpartition("/")
+                        stem, _, rest = base.partition(".")
+                        field, _, ext = rest.rpartition(".")
+                        if field not in self.fields:
+                            raise ValueError(f"unexpected member {member.name!r}")
+                        if f"{folder}/{stem}" != key:
+                            if key is not None:
+                                yield done()
+                            i, key, fields = i + 1, f"{folder}/{stem}", set()
+                            sample = {} if wanted(i) else None
+                        fields.add(field)
+                        if sample is None:
+                            continue  # not read here: the tar stream skips its bytes
+                        handle = tar.extractfile(member)
+                        body = handle.read() if handle is not None else b""
+                        if len(body) != member.size:
+                            raise EOFError(f"member {member.name!r} is cut short")
+                        sample[field] = _decode(ext, body, self.fields[field])
+                    if key is not None:
+                        yield done()
+                while f.read(1 << 20):  # the padding after the archive, for the checksum
+                    pass
+        except DataError:
+            raise
+        except (tarfile.TarError, EOFError, ValueError, KeyError) as exc:
+            raise DataError(f"shard {url}: corrupt or truncated: {_one_line(exc)}") from exc
+        except OSError as exc:
+            raise DataError(f"shard {url}: cannot read it: {_one_line(exc)}") from exc
+        if i + 1 != int(meta["count"]):
+            raise DataError(f"shard {url}: holds {i + 1} samples, the index says "
+                            f"{meta['count']} (truncated?)")
+        if digest is not None and digest.hexdigest() != meta["sha256"]:
+            raise DataError(f"shard {url}: checksum mismatch (corrupt, truncated or "
+                            "replaced); write the shards again")
