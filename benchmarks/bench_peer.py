@@ -6,7 +6,7 @@ block of 0.85-1.0, AdamW (decoupled weight decay, no decay on biases and norms),
 gradient clipping at 1.0 and the EMA update of the target encoder. Both steps read the
 same masks (drawn by polyjepa's ``MultiBlockMasker``), so both process the same context
 and target token counts. fp32 and bf16 autocast steps of the two libraries are
-interleaved in one run (warm-up, then alternating repeats, medians reported).
+interleaved in one run (warm-up, then rounds of all four cases, medians reported).
 
 pyjepa's own ``IJEPATrainer.train_step`` cannot run this recipe: with several target
 sets its predictor returns ``[K*B, ...]`` predictions while its targets are a list of K
@@ -16,50 +16,90 @@ trainer does it; its own masker (``MultiBlockMaskCollator``) is timed beside our
 
 ``python benchmarks/bench_peer.py`` (the full size, a few minutes on 2 cores),
 ``--small`` (96 px, depth 4: a quick check), ``--profile`` (torch.profiler breakdown of
-polyjepa's step instead of the comparison).
+polyjepa's step instead of the comparison). The four cases (2 libraries x fp32/bf16) are
+interleaved within each round, so ratios hold on a shared machine; absolute figures do
+not. The benchmark keeps freed memory in the process (``polyjepa.cpualloc``), as
+polyjepa's trainer does on CPU; the setting is process-wide, so pyjepa's steps get it too.
 
-Measured once on the development CPU (2 threads, OMP_NUM_THREADS=2, AMD EPYC with
-avx512_bf16, torch 2.14), full size, 66 context and 4 x 35 target tokens:
+Before the speed work (2 threads, AMD EPYC with avx512_bf16, torch 2.14, full size, 66
+context and 4 x 35 target tokens): polyjepa/pyjepa 0.979x fp32 and 0.994x bf16,
+bf16/fp32 1.15x for both; the profile then: bf16 attention backward 22% of the step, the
+optimizer 8-11% (small size), dtype casts 7.6% under bf16.
+
+Now (one interleaved run, 1 thread on a shared 2-core machine, full size):
 
     library      fp32 /s   bf16 /s  bf16/fp32  masker ms
-    polyjepa        4.73      5.46      1.15x       1.21
-    pyjepa          4.83      5.49      1.14x       1.91
-    polyjepa/pyjepa samples/s, fp32: 0.979x
-    polyjepa/pyjepa samples/s, bf16: 0.994x
+    polyjepa        2.10      3.95      1.88x       1.03
+    pyjepa          2.02      2.94      1.46x       2.26
+    polyjepa/pyjepa samples/s, fp32: 1.041x
+    polyjepa/pyjepa samples/s, bf16: 1.341x
 
-Both run the same math (timm-style pre-norm blocks over SDPA, context repeated per
-target set in the predictor), so the two steps are within 2-3% of each other; the masker
-is under 0.1% of a step in both (polyjepa's draws a batch 1.6x faster).
+(``--small``, six runs on the shared machine: fp32 1.07-1.15x, bf16 1.39-1.66x of pyjepa.)
 
-Where polyjepa's step goes (``--small --profile``: 96 px, depth 4, predictor depth 2,
-share of profiled CPU time; the full size has 5x the tokens, so compute shares grow and
-the fixed per-parameter costs shrink):
+What changed, and what each change bought (measured alone, interleaved):
+
+- Attention under bf16 (``polyjepa.attention``): on CPU the flash-attention kernel is
+  2.5-2.7x slower in bf16 than in fp32 for forward + backward (ViT-S encoder block 23 vs
+  8.8 ms, predictor block 116 vs 44 ms), and the math kernel is no better in bf16 (66 ms).
+  q/k/v layout does not matter (contiguous copies: same times). polyjepa's attention now
+  computes softmax(q k^T) v from fp32 copies of q, k, v when a gradient flows (forward
+  alone, as for the EMA target, stays bf16: as fast), and returns bf16. Attention fell
+  from 24.5% to 7.7% of the small bf16 step; same weights and state-dict keys as timm's.
+- Optimizer: the trainer's AdamW is the fused kernel (CPU from torch 2.4): 17 ms instead
+  of 85 ms per step for the 24.4M parameters here (``foreach=True`` is slower on CPU, 109
+  ms); the same weights to 1 ulp, deterministic. Optimizer share of the small step:
+  11.6% -> 2.6% (bf16), 6.9% -> 1.6% (fp32). pyjepa keeps its default AdamW.
+- Predictor: the context is still repeated per target set, because it is not the same
+  computation otherwise (each set's context tokens attend to that set's mask tokens, so
+  after the first block the copies differ; the "one pass" lower bound in ``--profile``
+  is a different model). The step already runs the sets as one batched call (no loop).
+  What is shared: the last block's context rows only serve as keys and values, so the
+  last block now computes queries, attention output and MLP for the mask tokens alone
+  (``attention.block_tail``): predictor forward + backward 1.10-1.16x faster in fp32 at
+  full size, same predictions up to float rounding. Embedding the context once before
+  repeating it (the other shared part) bought 0-3%, within noise: not done.
+- Memory: glibc ``malloc`` served each step's large buffers (activations, gradients,
+  autocast's bf16 weight copies) with fresh ``mmap`` calls, so every step page-faulted
+  its working set in anew; the casts were slow because of it (a 384x1536 weight cast
+  took 1.2 ms in the step against 0.06 ms alone). Raising glibc's mmap threshold and
+  trim threshold (``polyjepa.cpualloc``, trainer on CPU) took the small bf16 step from
+  38 to 58-66 samples/s and bf16/fp32 from 1.3-1.65x to 2.1-2.4x (``--small``).
+- Casts: with the above, dtype casts are 4.0% of the full bf16 step: autocast's bf16
+  copies of the weights (target and context encoder each forward, gradients back to
+  fp32), inherent to mixed precision, and the fp32 q/k/v copies (0.7%). The float
+  upcasts around the loss and the target layer norm (``[K*B, Nt, D]``) are not among
+  the largest; left as they are (removing them changes numerics for no measurable gain).
+- Gradient clipping: ``clip_grad_norm_(foreach=True)`` is no faster on CPU (9.8 vs
+  9.4 ms); left at torch's default (foreach on CUDA). The EMA was already one
+  ``_foreach_lerp_``.
+- Data: ``ArrayDataset`` fetches a batch with one ``index_select`` per array
+  (``__getitems__``), the same bytes as per-sample items + ``default_collate``; 3-20x
+  faster for small samples (not part of this step: its batch is built once).
+
+The full profile now (``--profile``, full size, 1 thread, share of profiled time):
 
     share of the step               fp32    bf16
-    forward (target / context /     45.6%   33.4%  (target 22.8/15.8, context encoder
-      predictor)                                    13.3/8.6, predictor 8.9/8.3)
-    backward                        42.7%   52.3%
-    optimizer (AdamW step)           8.0%   10.7%
-    gradient clipping                1.9%    1.9%
-    EMA update (foreach lerp)        1.0%    1.1%
-    masker / collation               0.5 / 0.2%   0.5 / 0.1%
-    by op: matmul (addmm, mm)       64.7%   37.3%
-           attention (SDPA f+b)      5.0%   26.3%  (bf16 backward alone 22.4%)
-           dtype casts (to/copy)     2.4%    7.6%  (largest: bf16 copies of the fp32
-                                                    MLP/qkv weights, each forward)
-           optimizer kernels         3.7%    5.9%  (per-parameter sqrt/div/mul_/lerp_)
-           GELU / layer norm         3.9 / 1.5%   3.5 / 1.4%
+    forward (target / context /     60.2%   57.3%  (target 36.1/34.7, context encoder
+      predictor)                                    14.4/11.6, predictor 9.7/10.9)
+    backward                        38.8%   41.2%
+    optimizer / clip / EMA       0.4/0.2/0.2%   0.7/0.4/0.3%
+    by op: matmul (addmm, mm)       79.4%   65.5%
+           attention (SDPA f+b)      9.5%   17.3%
+           dtype casts (to/copy)     2.3%    4.0%
+           GELU / layer norm       2.9/1.0%   4.1/1.7%
 
-- Attention: in fp32 SDPA is 5% of the step; under bf16 autocast CPU flash-attention's
-  backward takes 22% and eats most of the bf16 matmul gain (bf16/fp32 only 1.15x).
-- Predictor: fed ``n_sets`` copies of the context; its forward+backward measured alone
-  takes 94 ms (fp32) against 40 ms for one pass over context + all targets (86 vs 49 ms
-  in bf16), i.e. 15-20% of the small step; at full size it would do half the tokens.
-- Float upcasts around the loss and the target layer norm are small: no cast of the
-  ``[K*B, Nt, D]`` predictions/targets is among the largest; casts are weight casts.
-- Optimizer: ``torch.optim.AdamW`` defaults to its single-tensor loop on CPU (8-11% of the
-  small step, a few % at full size); clipping likewise loops per parameter.
-- Data collation (``pj.collate``) and masking cost well under 1%.
+What is left, and why:
+
+- fp32 at 1.04x of pyjepa, not 1.25x: both libraries now run the same matmuls (80% of
+  the fp32 step), and polyjepa may only drop work whose result is unused. The EMA
+  target's forward over all 196 tokens is 36% of the step; in its last block only the
+  target tokens' rows are needed (about 1.5% of the step), and gathering the context
+  patches before the patch embedding would save about 0.7%: small, not done.
+- bf16/fp32 below 2x at full size on this CPU: bf16 matmuls are 2.0-2.4x fp32
+  (avx512_bf16, no AMX), and attention (17% of the bf16 step) runs in fp32 because
+  the bf16 kernel is slower; GELU and layer norm gain little from bf16.
+- A CPU with AMX (``amx_bf16``) makes bf16 matmuls several times faster and shifts every
+  share above towards attention and element-wise work.
 """
 
 from __future__ import annotations
@@ -75,6 +115,8 @@ import torch
 import torch.nn as nn
 
 import polyjepa as pj
+from polyjepa.cpualloc import keep_freed_memory
+from polyjepa.trainer import build_optimizer as polyjepa_optimizer
 
 try:
     import pyjepa
@@ -96,13 +138,9 @@ def polyjepa_model(size: dict[str, int]) -> tuple[Any, torch.optim.Optimizer]:
     pred = pj.create_predictor("transformer", embed_dim=DIM, dim=PRED_DIM,
                                depth=size["pred_depth"], num_heads=HEADS)
     jepa = pj.JEPA(enc, pred)
-    decay, no_decay = [], []
-    for name, p in jepa.named_parameters():
-        if p.requires_grad:
-            flat = p.ndim < 2 or name.endswith(".bias") or "token" in name or "pos" in name
-            (no_decay if flat else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=LR)
+    opt = polyjepa_optimizer(jepa, LR)
+    for group in opt.param_groups:  # what the trainer's weight-decay schedule sets
+        group["weight_decay"] = WD if group.get("apply_wd") else 0.0
     return jepa, opt
 
 
@@ -174,6 +212,7 @@ def masker_times(img: int) -> dict[str, float]:
 
 def compare(size: dict[str, int], repeats: int) -> None:
     """Interleaved fp32/bf16 steps of both libraries; medians and ratios."""
+    keep_freed_memory()  # what polyjepa's trainer does on CPU; process-wide, so for both
     img = size["img"]
     grid = (img // PATCH, img // PATCH)
     x = torch.randn(BATCH, 3, img, img, generator=torch.Generator().manual_seed(0))
@@ -192,18 +231,20 @@ def compare(size: dict[str, int], repeats: int) -> None:
 
     times: dict[tuple[str, str], list[float]] = {}
     step = 0
-    for precision, amp in (("fp32", False), ("bf16", True)):
-        for fn in libs.values():
-            for _ in range(size["warmup"]):
-                fn(step, amp)
-                step += 1
-        for r in range(repeats):
-            order = list(libs) if r % 2 == 0 else list(reversed(libs))
-            for name in order:
-                t = time.perf_counter()
-                libs[name](step, amp)
-                times.setdefault((name, precision), []).append(time.perf_counter() - t)
+    # every (library, precision) case in each round, the order reversed every other
+    # round, so a shared machine's load slows all four alike
+    cases = [(name, precision, amp) for precision, amp in (("fp32", False), ("bf16", True))
+             for name in libs]
+    for name, _, amp in cases:
+        for _ in range(size["warmup"]):
+            libs[name](step, amp)
             step += 1
+    for r in range(repeats):
+        for name, precision, amp in (cases if r % 2 == 0 else cases[::-1]):
+            t = time.perf_counter()
+            libs[name](step, amp)
+            times.setdefault((name, precision), []).append(time.perf_counter() - t)
+        step += 1
     med = {k: statistics.median(v) for k, v in times.items()}
     masks_s = masker_times(img)
 
@@ -232,6 +273,7 @@ def compare(size: dict[str, int], repeats: int) -> None:
 
 def profile(size: dict[str, int], steps: int) -> None:
     """torch.profiler over polyjepa's step: step phases, op kinds, predictor and collation."""
+    keep_freed_memory()
     from torch.profiler import ProfilerActivity, record_function
     from torch.profiler import profile as torch_profile
 

@@ -8,6 +8,7 @@ generic ViT for N-d arrays (1-D signals, 2-D images, 3-D volumes or clips).
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 
+from .attention import Attention
 from .posembed import sincos_pos_embed
 from .tokens import batch_valid, gather_tokens
 
@@ -25,11 +27,17 @@ def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 
     if dim % num_heads:
         raise ValueError(f"width {dim} is not divisible by num_heads={num_heads}")
     rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+    # polyjepa's attention (timm's, with fp32 attention on CPU under bf16) where this
+    # timm lets a block take its attention class; the weights are the same either way
+    extra = {"attn_layer": Attention} if _BLOCK_TAKES_ATTN else {}
     return nn.ModuleList(
         Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=r,
-              norm_layer=nn.LayerNorm)
+              norm_layer=nn.LayerNorm, **extra)
         for r in rates
     )
+
+
+_BLOCK_TAKES_ATTN = "attn_layer" in inspect.signature(Block.__init__).parameters
 
 
 def init_weights(module: nn.Module) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .attention import block_tail
 from .encoder import init_weights, transformer_blocks
 from .posembed import sincos_pos_embed
 from .tokens import gather_tokens
@@ -42,7 +43,11 @@ class TransformerPredictor(nn.Module):
         x = self.embed(context) + gather_tokens(pos, context_idx)
         m = self.mask_token.to(x.dtype) + gather_tokens(pos, target_idx)
         h = torch.cat([x, m], dim=1)
-        for blk in self.blocks:
+        blocks = list(self.blocks)
+        for blk in blocks[:-1]:
             h = blk(h)
-        h = self.norm(h[:, context.shape[1]:])
-        return self.proj(h)
+        # only the mask tokens' outputs are returned: in the last block the context
+        # tokens are keys and values alone (measured: ~10% of the predictor's time)
+        n = context.shape[1]
+        h = block_tail(blocks[-1], h, n) if blocks else h[:, n:]
+        return self.proj(self.norm(h))
