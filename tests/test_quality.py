@@ -56,6 +56,8 @@ def test_quality_task_compares_every_method_on_every_seed(core_only, tmp_path):
     save_rows(rows, tmp_path / "core.json")
     lines = summarise(load_rows([tmp_path / "core.json"]))
     assert [(s["steps"], s["wins"][1]) for s in lines] == [(2, 2), (4, 2)]
+    picks = [r["value"] for r in rows if r["method"] == "rankme choice" and r["steps"] == 4]
+    assert lines[1]["rankme_pick"][0] == pytest.approx(np.mean(picks))
     md, png = pj.write_quality_report(rows, tmp_path / "report")
     text = md.read_text()
     assert "| digits-parity | real | accuracy | 4 |" in text and "pixels" in text

@@ -214,6 +214,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rankme_pre": _stats([r["rankme"] for r in rs if r["method"] == PRETRAINED
                                       and r["steps"] == steps]),
                 "rankme_choice": (sum(r["hit"] for r in choice), len(choice)),
+                "rankme_pick": _stats([r["value"] for r in choice]) if choice else None,
             }
             paired = [pre[s] - rand[s] for s in pre if s in rand]
             line["wins"] = (sum(d > 0 for d in paired), len(paired))
@@ -234,8 +235,10 @@ def quality_markdown(rows: list[dict[str, Any]], title: str = "polyjepa quality"
     lines = [f"# {title}", "",
              "Frozen encoders, the same probe on the same split for every column; mean ± sd "
              "over seeds. *wins*: seeds on which the pretrained encoder beat the same "
-             "encoder at random init. *RankMe choice*: runs in which the checkpoint with the "
-             "highest centred RankMe (no labels) was also the best probe.", ""]
+             "encoder at random init. *RankMe's checkpoint*: the probe of the kept "
+             "checkpoint with the highest centred RankMe (no labels; what "
+             "`train.select = \"rankme\"` exports). *RankMe choice*: runs in which that "
+             "checkpoint was also the best probe.", ""]
     summary = summarise(rows)
     for domain in sorted({s["domain"] for s in summary}):
         part = [s for s in summary if s["domain"] == domain]
@@ -243,15 +246,16 @@ def quality_markdown(rows: list[dict[str, Any]], title: str = "polyjepa quality"
         lines += [f"## {domain}", "",
                   "| data | kind | metric | steps | pretrained | random init | "
                   + " | ".join(names) + (" | " if names else "")
-                  + "wins | RankMe (centred) | RankMe choice |",
-                  "|" + " --- |" * (9 + len(names))]
+                  + "wins | RankMe (centred) | RankMe's checkpoint | RankMe choice |",
+                  "|" + " --- |" * (10 + len(names))]
         for s in part:
             base = [_fmt(s["baselines"].get(b)) for b in names]
             hit, n = s["rankme_choice"]
             lines.append("| " + " | ".join([
                 s["dataset"], s["kind"], s["metric"], str(s["steps"]), _fmt(s[PRETRAINED]),
                 _fmt(s[RANDOM]), *base, f"{s['wins'][0]}/{s['wins'][1]}",
-                f"{s['rankme_pre'][0]:.1f}", f"{hit}/{n}" if n else "-"]) + " |")
+                f"{s['rankme_pre'][0]:.1f}", _fmt(s.get("rankme_pick")),
+                f"{hit}/{n}" if n else "-"]) + " |")
         lines.append("")
     return "\n".join(lines)
 
