@@ -23,31 +23,23 @@ samples/s of N / (N x samples/s of 1)).
 GPUs there); a tiny model on a big GPU measures launch and all-reduce latency more than
 compute, so give it a larger ``--batch`` and ``--width`` there.
 
-Measured on a 2-core CPU machine that other jobs kept busy (load average 4 to 5), so
-the figures say more about that machine than about polyjepa:
+Measured alone on a quiet 2-core CPU machine:
 
     $ python benchmarks/bench_scaling.py
     pretrain array, ViT width 64 depth 3, global batch 64, 30 timed steps after 5,
-    in-memory arrays, cpu; best of 2, load average 3.8 on 2 cores at the start
-      1 process (2 threads):        76.7 samples/s
-      2 processes (1 thread each, DDP gloo):    248.9 samples/s
-      speed-up 3.25x, scaling efficiency 325% (ideal: 76.7 samples/s)
+    in-memory arrays, cpu; best of 2, load average 1.3 on 2 cores at the start
+      1 process (2 threads):    669.2 samples/s
+      2 processes (1 thread each, DDP gloo):    654.6 samples/s
+      speed-up 0.98x, scaling efficiency 98% (ideal: 669.2 samples/s)
 
-    $ OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_scaling.py
-      1 process (2 threads):       160.9 samples/s
-      2 processes (1 thread each, DDP gloo):    210.6 samples/s
-      speed-up 1.31x, scaling efficiency 131% (ideal: 160.9 samples/s)
-
-On an over-subscribed machine one process with two OpenMP threads loses most: its
-threads spin at every parallel region waiting for a core the other jobs hold (the
-default, active wait, measured 17 to 36 samples/s in single short runs, against about
-150 with one thread or with ``OMP_WAIT_POLICY=PASSIVE``). Two single-threaded processes
-never wait on each other inside an operator, and this model is too small for two threads
-to speed up one operator much, so data parallelism comes out ahead of intra-op threads
-here (efficiency above 100 %); the gloo all-reduce of its ~0.2 M parameters costs little.
-On an idle machine expect the two to be close. The streaming path (``--stream``, shards
-of 225 samples) ran at the same speed in a short check (5 timed steps: 154.5 and 193.1
-samples/s), the reading of the shards being a small share of a step.
+Two processes with one thread each do the work of one process with two threads at 98 %
+of its speed: the gloo all-reduce of the ~0.2 M parameters and the second process cost
+2 %. On a machine other jobs keep busy the comparison tips the other way (one run at
+load 4-5: 76.7 against 248.9 samples/s): a process's two OpenMP threads spin at every
+parallel region waiting for a core the other jobs hold (``OMP_WAIT_POLICY=PASSIVE``
+took it to 160.9), while single-threaded processes never wait on each other inside an
+operator. The streaming path (``--stream``, shards of 225 samples) ran at the speed of
+the in-memory one in a short check, reading the shards being a small share of a step.
 """
 
 from __future__ import annotations
