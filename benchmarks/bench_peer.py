@@ -36,6 +36,17 @@ Now (one interleaved run, 1 thread on a shared 2-core machine, full size):
 
 (``--small``, six runs on the shared machine: fp32 1.07-1.15x, bf16 1.39-1.66x of pyjepa.)
 
+Alone on the quiet machine, 2 threads, full size (5 interleaved repeats):
+
+    library      fp32 /s   bf16 /s  bf16/fp32  masker ms
+    polyjepa        5.93      9.59      1.62x       0.80
+    pyjepa          5.74      7.47      1.30x       1.32
+    polyjepa/pyjepa samples/s, fp32: 1.034x
+    polyjepa/pyjepa samples/s, bf16: 1.283x
+
+This CPU has avx512_bf16 but no AMX tiles, so bf16 matrix products run about 2-2.4x
+faster than fp32, not the ~9x of an AMX CPU; that bounds bf16/fp32 for the whole step.
+
 What changed, and what each change bought (measured alone, interleaved):
 
 - Attention under bf16 (``polyjepa.attention``): on CPU the flash-attention kernel is
