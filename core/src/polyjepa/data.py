@@ -179,6 +179,12 @@ class ArrayDataset(Dataset):
         """
         if type(self).__getitem__ is not ArrayDataset.__getitem__:
             return [self[i] for i in indices]
+        return self.stacked(indices)
+
+    def stacked(self, indices: list[int]) -> StackedSamples:
+        """The samples at ``indices`` as one stacked batch: what :meth:`__getitem__` and
+        :func:`collate` make of them, for a subclass whose items are its arrays' rows
+        (its ``__getitems__`` can return this)."""
         index = torch.as_tensor(indices, dtype=torch.long)
         index = torch.where(index < 0, index + len(self), index)
         # index_select copies whole rows (several times faster than x[index])

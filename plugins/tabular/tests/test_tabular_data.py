@@ -300,3 +300,23 @@ def test_duplicate_column_names(tmp_path):
     frame = pd.DataFrame([[1, 2], [3, 4]], columns=["a", "a"])
     with pytest.raises(DataError, match=r"<DataFrame>: duplicate column names \['a'\]"):
         create_dataset("tabular.table", frame)
+
+
+@pytest.mark.parametrize("missing", ["embed", "mask"])
+def test_batched_fetch_equals_per_sample_items(missing):
+    """The DataLoader's batched fetch gives, byte for byte, the collated items."""
+    from torch.utils.data import default_collate
+
+    from polyjepa.data import collate
+
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0, 5.0], "b": list("xyxzx"),
+                          "t": [0, 1, 0, 1, 1]})
+    ds = create_dataset("tabular.table", frame, target="t", missing=missing)
+    idx = [3, 1, 4, 1]
+    batched = collate(ds.__getitems__(idx))
+    plain = default_collate([ds[i] for i in idx])
+    assert set(batched) == set(plain) >= {"x", "missing", "y"}
+    assert ("valid" in batched) == (missing == "mask")
+    for key in plain:
+        assert batched[key].dtype == plain[key].dtype
+        assert torch.equal(batched[key], plain[key])

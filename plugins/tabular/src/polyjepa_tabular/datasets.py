@@ -266,7 +266,7 @@ class TableDataset(ArrayDataset):
         valid = ~miss if missing == "mask" else None
         y = None if y is None else np.array(y)  # writable copy for torch
         super().__init__(x, y, valid, encode_groups(table, group), source=table.source)
-        self.missing = torch.as_tensor(miss)
+        self.missing = self.extras["missing"] = torch.as_tensor(miss)
         self.state = {"version": SCHEMA_VERSION, "features": self.schema,
                       "target": target_state}
         self.task = (target_state or {}).get("task")
@@ -310,11 +310,14 @@ class TableDataset(ArrayDataset):
             if self.missing_mode == "mask":
                 item["valid"] = ~item["missing"]
             return item
-        item = super().__getitem__(i)
-        item["missing"] = self.missing[i]
-        if self.missing_mode == "mask" and "valid" not in item:  # streamed: not stored
-            item["valid"] = ~item["missing"]
-        return item
+        return super().__getitem__(i)
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        """In memory, a whole batch in one indexing per array (``missing`` is among the
+        arrays); streamed, one row read per index."""
+        if getattr(self, "_rows", None) is not None:
+            return [self[i] for i in indices]
+        return self.stacked(indices)
 
     def raw_features(self, kind: str = "dense") -> tuple[np.ndarray, np.ndarray]:
         """The table as a plain matrix for non-learned baselines.
