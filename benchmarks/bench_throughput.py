@@ -18,6 +18,10 @@ included, and ``embed`` on 100k table rows and on ECG windows.
 
 ``python benchmarks/bench_throughput.py`` (about two minutes on 2 cores), ``--quick``
 (fewer steps and rows).
+
+Alone on a quiet 2-core machine (2 threads): the trainer at 4,696 samples/s against
+4,661 for the plain loop (1.008x); ``embed`` 21,543 table rows/s end to end (25,254/s
+for the loop alone; tables fetch whole batches), ECG 10-s 12-lead windows 180/s.
 """
 
 from __future__ import annotations
