@@ -81,6 +81,17 @@ INDEX = "index.json"
 SHARD_NAME = "shard-{:06d}.tar"
 
 
+def _member(name: str, fields: Any) -> tuple[str, str, str]:
+    """``(sample key, field, extension)`` of a tar member named ``<key>.<field>.<ext>``
+    (the WebDataset convention); a field outside ``fields`` is a ValueError."""
+    folder, _, base = name.rpartition("/")
+    stem, _, rest = base.partition(".")
+    field, _, ext = rest.rpartition(".")
+    if field not in fields:
+        raise ValueError(f"unexpected member {name!r}")
+    return f"{folder}/{stem}", field, ext
+
+
 def _fs(url: str) -> tuple[Any, str]:
     """The fsspec filesystem of ``url`` and the path within it."""
     import fsspec
@@ -374,17 +385,13 @@ class ShardDataset(torch.utils.data.Dataset):
             for member in tar:
                 if not member.isfile():
                     continue
-                folder, _, base = member.name.rpartition("/")
-                stem, _, rest = base.partition(".")
-                field, _, ext = rest.rpartition(".")
-                if field not in self.fields:
-                    raise ValueError(f"unexpected member {member.name!r}")
+                member_key, field, ext = _member(member.name, self.fields)
                 handle = tar.extractfile(member)
                 body = handle.read() if handle is not None else b""
                 if len(body) != member.size:
                     raise EOFError(f"member {member.name!r} is cut short")
-                if f"{folder}/{stem}" != key:
-                    key = f"{folder}/{stem}"
+                if member_key != key:
+                    key = member_key
                     samples.append({})
                 samples[-1][field] = _decode(ext, body, self.fields[field])
         for s in samples:
@@ -634,15 +641,11 @@ class ShardStream(ShardDataset):
                     for member in tar:
                         if not member.isfile():
                             continue
-                        folder, _, base = member.name.rpartition("/")
-                        stem, _, rest = base.partition(".")
-                        field, _, ext = rest.rpartition(".")
-                        if field not in self.fields:
-                            raise ValueError(f"unexpected member {member.name!r}")
-                        if f"{folder}/{stem}" != key:
+                        member_key, field, ext = _member(member.name, self.fields)
+                        if member_key != key:
                             if key is not None:
                                 yield done()
-                            i, key, fields = i + 1, f"{folder}/{stem}", set()
+                            i, key, fields = i + 1, member_key, set()
                             sample = {} if wanted(i) else None
                         fields.add(field)
                         if sample is None:

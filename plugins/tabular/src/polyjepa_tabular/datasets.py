@@ -41,6 +41,7 @@ from .schema import (
     class_key,
     infer_schema,
     numeric_column,
+    saved_schema,
     target_task,
 )
 from .stream import Settings, open_streamed, use_stream
@@ -119,18 +120,7 @@ def table_schema(table: Table, exclude: set[str], state: dict[str, Any] | None,
     this table's columns outside ``exclude`` (kinds, categories, statistics)."""
     source, frame = table.source, table.frame
     if state and state.get("features"):
-        if int(state.get("version", SCHEMA_VERSION)) != SCHEMA_VERSION:
-            raise DataError(f"{source}: schema version {state.get('version')} is not "
-                            f"supported (expected {SCHEMA_VERSION})")
-        schema = [dict(f) for f in state["features"]]
-        absent = [f["name"] for f in schema if f["name"] not in frame.columns]
-        if len(absent) == len(schema):
-            raise DataError(f"{source}: none of the {len(schema)} feature columns of the "
-                            f"run's schema are present (e.g. {absent[:5]})")
-        if absent:
-            warn(f"{source}: {len(absent)} feature column(s) absent, treated as "
-                 f"missing: {absent[:10]}")
-        return schema
+        return saved_schema(source, state, set(frame.columns))
     features = [c for c in frame.columns if c not in exclude]
     if not features:
         raise DataError(f"{source}: no feature columns (all are target/group/drop)")

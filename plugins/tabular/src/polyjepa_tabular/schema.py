@@ -246,3 +246,20 @@ def class_key(v: Any) -> tuple[int, float, str]:
         return (0, num, "") if math.isfinite(num) else (1, 0.0, str(v))
     except (TypeError, ValueError):
         return (1, 0.0, str(v))
+
+
+def saved_schema(source: str, state: dict[str, Any], names: Any) -> list[dict[str, Any]]:
+    """A run's saved feature schema for a table with columns ``names``: features the
+    table lacks become all-missing (with a warning); none at all is an error."""
+    if int(state.get("version", SCHEMA_VERSION)) != SCHEMA_VERSION:
+        raise DataError(f"{source}: schema version {state.get('version')} is not "
+                        f"supported (expected {SCHEMA_VERSION})")
+    schema = [dict(f) for f in state["features"]]
+    absent = [f["name"] for f in schema if f["name"] not in names]
+    if len(absent) == len(schema):
+        raise DataError(f"{source}: none of the {len(schema)} feature columns of the "
+                        f"run's schema are present (e.g. {absent[:5]})")
+    if absent:
+        _warn(f"{source}: {len(absent)} feature column(s) absent, treated as "
+              f"missing: {absent[:10]}")
+    return schema

@@ -57,6 +57,7 @@ from .schema import (
     category_strings,
     class_key,
     column_kind,
+    saved_schema,
 )
 
 STREAM_BYTES = 256 * 2**20  # stream="auto" streams files larger than this
@@ -533,18 +534,7 @@ def _schema(src: Source, s: Settings, columns_all: list[str]) -> tuple[Any, list
     (statistics and vocabularies filled in after the first pass)."""
     source = str(src.path)
     if s.state and s.state.get("features"):
-        if int(s.state.get("version", SCHEMA_VERSION)) != SCHEMA_VERSION:
-            raise DataError(f"{source}: schema version {s.state.get('version')} is not "
-                            f"supported (expected {SCHEMA_VERSION})")
-        schema = [dict(f) for f in s.state["features"]]
-        absent = [f["name"] for f in schema if f["name"] not in src.names]
-        if len(absent) == len(schema):
-            raise DataError(f"{source}: none of the {len(schema)} feature columns of the "
-                            f"run's schema are present (e.g. {absent[:5]})")
-        if absent:
-            warn(f"{source}: {len(absent)} feature column(s) absent, treated as "
-                 f"missing: {absent[:10]}")
-        return sample_frame(src, columns_all), schema
+        return sample_frame(src, columns_all), saved_schema(source, s.state, set(src.names))
     exclude = {c for c in (s.target, s.group) if c} | set(s.drop)
     features = [c for c in src.names if c not in exclude]
     if not features:
