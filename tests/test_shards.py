@@ -13,6 +13,7 @@ from tinyrun import SMALL as TINY_RUN
 from tinyrun import digits_npz
 
 import polyjepa as pj
+from polyjepa import testing
 from polyjepa.checkpoint import load_tensors
 from polyjepa.errors import ConfigError, DataError
 
@@ -25,15 +26,6 @@ ON_SHARDS = {"dataset.name": "shards"}
 def _pretrain(data, out, steps=2, **extra):
     return pj.pretrain("array", data=str(data), out=out, progress=False,
                        overrides={**SMALL, "train.steps": steps, **extra})
-
-
-def _same_samples(a, b) -> None:
-    assert len(a) == len(b)
-    for i in range(len(a)):
-        x, y = a[i], b[i]
-        assert sorted(x) == sorted(y), i
-        for k in x:
-            assert x[k].dtype == y[k].dtype and torch.equal(x[k], y[k]), (i, k)
 
 
 @pytest.fixture
@@ -54,10 +46,10 @@ def test_every_sample_reads_back_equal(sharded):
     assert index["state"] == original.state and index["config"]["data"] == str(data)
     ds = pj.create_dataset("shards", str(out), cache_shards=2)
     assert ds.encoder_hints == original.encoder_hints and ds.state == original.state
-    _same_samples(ds, original)
+    testing.check_same_samples(ds, original)
     assert len(ds._cache) == 2  # the LRU keeps at most cache_shards decoded shards
-    _same_samples(pj.create_dataset("shards", out.as_uri()), original)  # a file:// URL
-    _same_samples(pj.create_dataset("shards", str(out / "index.json")), original)
+    testing.check_same_samples(pj.create_dataset("shards", out.as_uri()), original)  # a file:// URL
+    testing.check_same_samples(pj.create_dataset("shards", str(out / "index.json")), original)
 
 
 def test_shards_are_plain_webdataset_tars(sharded):
@@ -155,7 +147,7 @@ def test_rewriting_replaces_earlier_shards(sharded):
     index = pj.write_shards("array", data=str(data), out=out, shard_size=20)
     assert sorted(p.name for p in out.iterdir()) == [
         "index.json", "shard-000000.tar", "shard-000001.tar"]
-    _same_samples(pj.create_dataset("shards", str(out)), pj.create_dataset("array", str(data)))
+    testing.check_same_samples(pj.create_dataset("shards", str(out)), pj.create_dataset("array", str(data)))
     assert index["count"] == 32
 
 
@@ -196,7 +188,7 @@ def test_a_plugin_dataset_round_trips(tmp_path):
     assert ds.state == json.loads(json.dumps(original.state))
     assert ds.encoder_hints == original.encoder_hints
     assert "missing" in index["fields"]
-    _same_samples(ds, original)
+    testing.check_same_samples(ds, original)
 
 
 def test_evaluation_shards_take_the_training_state(sharded, tmp_path):
@@ -210,7 +202,7 @@ def test_evaluation_shards_take_the_training_state(sharded, tmp_path):
     written = pj.write_shards("array", data=str(other), out=evaluation, state=index["state"])
     assert written["state"] == index["state"]
     expected = pj.create_dataset("array", str(other), state=index["state"])
-    _same_samples(pj.create_dataset("shards", str(evaluation)), expected)
+    testing.check_same_samples(pj.create_dataset("shards", str(evaluation)), expected)
     with pytest.warns(UserWarning, match="another dataset state"):
         pj.create_dataset("shards", str(evaluation), state={"mean": [0.0], "std": [1.0]})
 
@@ -423,3 +415,21 @@ def test_two_process_gloo_trains_on_a_stream(sharded, tmp_path):
     # run out at different steps, and both go on into their next epoch
     assert len(losses) == 6 and np.isfinite(losses).all()
     assert pj.embed(run).shape[0] == 32
+
+
+def test_check_same_samples_names_the_first_difference():
+    from polyjepa.data import ArrayDataset
+
+    x = np.zeros((3, 2), np.float32)
+    testing.check_same_samples(ArrayDataset(x, y=[0, 1, 2]), ArrayDataset(x.copy(), y=[0, 1, 2]))
+    other = x.copy()
+    other[2, 1] = 1.0
+    with pytest.raises(AssertionError, match=r"item 2: 'x' differs"):
+        testing.check_same_samples(ArrayDataset(x), ArrayDataset(other))
+    with pytest.raises(AssertionError, match=r"item 0: 'y' differs \(torch.int64 vs torch.int32"):
+        testing.check_same_samples(ArrayDataset(x, y=np.array([0, 1, 2])),
+                                   ArrayDataset(x, y=np.array([0, 1, 2], np.int32)))
+    with pytest.raises(AssertionError, match="keys"):
+        testing.check_same_samples(ArrayDataset(x, y=[0, 1, 2]), ArrayDataset(x))
+    with pytest.raises(AssertionError, match="3 items against 2"):
+        testing.check_same_samples(ArrayDataset(x), ArrayDataset(x[:2]))

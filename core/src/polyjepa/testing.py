@@ -14,7 +14,8 @@ checks of your own.
 from __future__ import annotations
 
 __all__ = ["check_masks", "check_masker", "check_encoder", "check_predictor",
-           "check_dataset", "check_evaluator", "check_recipe", "tiny_train",
+           "check_dataset", "check_same_samples", "check_evaluator", "check_recipe",
+           "tiny_train",
            "shared_data", "shared_data_or_skip"]
 
 import math
@@ -189,6 +190,21 @@ def check_dataset(name: str, data: Any = None, min_items: int = 1, **kwargs: Any
     if not isinstance(hints, dict):
         raise _fail(what, "encoder_hints must be a dict")
     return ds
+
+
+def check_same_samples(a: Any, b: Any) -> None:
+    """Two datasets hold the same items, byte for byte: the same length, and for every
+    index the same keys and tensors of the same dtype and values. For a reader with two
+    paths to one result (streamed and whole, sharded and original)."""
+    if len(a) != len(b):
+        raise _fail("datasets", f"{len(a)} items against {len(b)}")
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        if set(x) != set(y):
+            raise _fail(f"item {i}", f"keys {sorted(x)} against {sorted(y)}")
+        for k in x:
+            if x[k].dtype != y[k].dtype or not torch.equal(x[k], y[k]):
+                raise _fail(f"item {i}", f"{k!r} differs ({x[k].dtype} vs {y[k].dtype})")
 
 
 def check_evaluator(name: str, embeddings: np.ndarray | None = None,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from polyjepa import ConfigError
+from polyjepa import ConfigError, testing
 from polyjepa_lidar.datasets import LidarDataset
 
 
@@ -22,12 +21,7 @@ def small_chunks(monkeypatch):
 
 def _same(a: LidarDataset, b: LidarDataset) -> None:
     assert a.state == b.state
-    assert len(a) == len(b)
-    for i in range(len(a)):
-        ia, ib = a[i], b[i]
-        assert ia.keys() == ib.keys()
-        for k in ia:
-            assert torch.equal(ia[k], ib[k]), (k, i)
+    testing.check_same_samples(a, b)
     assert np.array_equal(a.classes, b.classes)
     assert (a.pillar_hist != b.pillar_hist).nnz == 0
 

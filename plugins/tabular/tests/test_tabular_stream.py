@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import polyjepa as pj
-from polyjepa import ConfigError, DataError, create_dataset
+from polyjepa import ConfigError, DataError, create_dataset, testing
 
 
 @pytest.fixture
@@ -35,12 +35,7 @@ def messy(tables):
 
 def _same(a, b) -> None:
     assert a.state == b.state
-    assert len(a) == len(b)
-    for i in range(len(a)):
-        ia, ib = a[i], b[i]
-        assert ia.keys() == ib.keys()
-        for k in ia:
-            assert torch.equal(ia[k], ib[k]), (k, i)
+    testing.check_same_samples(a, b)
     for kind in ("dense", "tree"):
         ra, rb = a.raw_features(kind), b.raw_features(kind)
         assert np.array_equal(ra[0], rb[0], equal_nan=True)
