@@ -22,8 +22,9 @@ DOMAINS = sorted(_driver().domain_scripts())
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
-def test_quality_script_runs_every_task(domain, tmp_path):
+def test_quality_script_runs_every_task(domain, tmp_path, monkeypatch):
     pytest.importorskip(f"polyjepa_{domain}")
+    monkeypatch.setenv("POLYJEPA_CACHE", str(tmp_path / "cache"))  # simulated data
     driver = _driver()
     tasks = driver.load_tasks(driver.domain_scripts()[domain])
     if not tasks:

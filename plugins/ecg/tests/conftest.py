@@ -1,11 +1,9 @@
 """Test data: synthetic WFDB records written by ``wfdb`` itself (every generic test), and
 the real shared records (an extra layer that skips when ``../shared/data`` is absent).
 
-The synthetic ECG is a heart dipole (a sum of Gaussian P, Q, R, S and T waves in 3-D)
-projected onto each lead's axis, at a heart rate that drifts and jitters. Beats are
-annotated at their R peak: ``N``; ``A`` (premature, inverted P: AAMI class S); ``V``
-(premature, no P wave, wide QRS of another axis, discordant T, compensatory pause).
-Everything is seeded, so the files and the annotation counts are the same on every run.
+The synthetic ECG is the plugin's own simulator (:mod:`polyjepa_ecg.simulate`) with its
+default heart. Everything is seeded, so the files and the annotation counts are the same
+on every run.
 """
 
 from __future__ import annotations
@@ -17,95 +15,11 @@ import numpy as np
 import pytest
 
 from polyjepa.testing import shared_data_or_skip
+from polyjepa_ecg.simulate import synth_ecg
 
 PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 PTB_NAMES = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6",
              "vx", "vy", "vz"]
-
-# lead axes in (left, inferior, anterior) coordinates: limb leads in the frontal plane,
-# chest leads in the horizontal plane, Frank leads along the axes
-_FRONTAL = {"I": 0, "II": 60, "III": 120, "AVR": -150, "AVL": -30, "AVF": 90}
-_CHEST = {"V1": 115, "V2": 95, "V3": 75, "V4": 60, "V5": 35, "V6": 0}
-_FRANK = {"VX": (1.0, 0.0, 0.0), "VY": (0.0, 1.0, 0.0), "VZ": (0.0, 0.0, 1.0)}
-_MODIFIED = {"MLII": "II", "MCL1": "V1"}
-
-# waves of one beat: (offset s, width s, dipole mV); T's offset grows with the RR interval
-_P = (-0.16, 0.022, (0.06, 0.12, 0.02))
-_QRS = [(-0.03, 0.009, (-0.05, -0.04, 0.12)), (0.0, 0.011, (0.75, 0.85, -0.4)),
-        (0.032, 0.011, (-0.25, -0.15, -0.05))]
-_T = (0.28, 0.055, (0.18, 0.22, 0.05))
-_BEATS = {
-    "N": [_P, *_QRS, _T],
-    "A": [(-0.12, 0.02, (-0.04, -0.1, 0.03)), *_QRS, _T],
-    "V": [(0.0, 0.035, (-0.3, 1.3, 0.9)), (0.07, 0.03, (0.3, -0.2, -0.3)),
-          (0.34, 0.07, (0.2, -0.45, -0.4))],
-}
-_COUPLING = {"N": 1.0, "A": 0.7, "V": 0.62}  # RR before the beat, as a share of the rate
-
-
-def lead_axis(name: str) -> np.ndarray:
-    key = _MODIFIED.get(name.strip().upper(), name.strip().upper())
-    if key in _FRANK:
-        return np.array(_FRANK[key])
-    if key in _FRONTAL:
-        a = np.radians(_FRONTAL[key])
-        size = np.sqrt(3) / 2 if key.startswith("AV") else 1.0  # aVF = (II + III) / 2
-        return size * np.array([np.cos(a), np.sin(a), 0.0])
-    a = np.radians(_CHEST[key])
-    return np.array([np.cos(a), 0.0, np.sin(a)])
-
-
-def synth_ecg(seconds: float, fs: float, leads: list[str], seed: int = 0,
-              p_ectopic: tuple[float, float] = (0.1, 0.1), hr: float = 72.0,
-              afib: tuple[tuple[float, float], ...] = ()
-              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``signal [T, leads]`` in mV, R-peak samples and beat symbols of a synthetic ECG.
-
-    ``p_ectopic``: chance of an A and of a V beat after a normal one; ``afib``: (start,
-    end) seconds of atrial fibrillation (no P waves, irregular RR, fibrillatory waves).
-    """
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * fs))
-    t = np.arange(n) / fs
-    dipole = np.zeros((n, 3))
-    gain = rng.uniform(0.8, 1.2)
-    tilt = rng.normal(0.0, 0.05, 3)
-
-    def in_af(s: float) -> bool:
-        return any(a <= s < b for a, b in afib)
-
-    samples, symbols = [], []
-    beat, sym = 0.3 + 0.2 * rng.random(), "N"
-    while beat < seconds - 0.25:
-        rr = 60.0 / (hr + 6.0 * np.sin(2 * np.pi * beat / 20.0)) * (1 + 0.02 * rng.normal())
-        for offset, width, vec in _BEATS[sym]:
-            if in_af(beat) and offset < -0.1:
-                continue  # no P wave in atrial fibrillation
-            if offset > 0.2:
-                offset *= np.sqrt(rr)  # the QT interval follows the rate
-            c = beat + offset
-            lo, hi = max(0, int((c - 5 * width) * fs)), min(n, int((c + 5 * width) * fs) + 1)
-            wave = np.exp(-0.5 * ((t[lo:hi] - c) / width) ** 2)
-            dipole[lo:hi] += wave[:, None] * (gain * np.asarray(vec) + tilt)
-        samples.append(int(round(beat * fs)))
-        symbols.append(sym)
-        if in_af(beat):
-            nxt, gap = "N", rr * rng.uniform(0.6, 1.3)
-        else:
-            u = rng.random()
-            nxt = "N" if sym != "N" else "A" if u < p_ectopic[0] else \
-                "V" if u < sum(p_ectopic) else "N"
-            gap = rr * _COUPLING[nxt] * (1.4 if sym == "V" else 1.1 if sym == "A" else 1.0)
-        beat, sym = beat + gap, nxt
-    for a, b in afib:
-        part = (t >= a) & (t < b)
-        phase = np.cumsum(2 * np.pi * (6.0 + 0.5 * rng.normal(size=part.sum())) / fs)
-        dipole[part] += 0.05 * np.sin(phase)[:, None] * np.array([0.3, 0.3, 0.8])
-    axes = np.stack([lead_axis(name) for name in leads])
-    signal = dipole @ axes.T
-    signal += 0.08 * np.sin(2 * np.pi * 0.2 * t[:, None] + rng.uniform(0, 6, len(leads)))
-    signal += rng.normal(0.0, 0.01, signal.shape)
-    return signal, np.asarray(samples, dtype=np.int64), symbols
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Command line of polyjepa-ecg: ``polyjepa ecg ...`` (or ``python -m polyjepa_ecg ...``).
 
-Both commands need internet access.
+``fetch-demo`` and ``download`` need internet access; ``simulate`` does not.
 
 ``polyjepa ecg fetch-demo [DIR]``
     puts the demo recording (MIT-BIH 208, ``scipy/misc/ecg.dat``) where the demo finds
@@ -9,6 +9,9 @@ Both commands need internet access.
 ``polyjepa ecg download mitdb|ptb-xl|ptbdb DIR``
     a PhysioNet database with ``wfdb``'s downloader (PTB-XL with its tables; ``--rate``
     keeps only the 100 Hz or 500 Hz files).
+``polyjepa ecg simulate DIR [--patients 6] [--seconds 300] [--seed 0]``
+    simulated patients' records with annotated N, A and V beats (WFDB, MLII + V1 at
+    360 Hz; :mod:`polyjepa_ecg.simulate`): labelled data to try a recipe on.
 """
 
 from __future__ import annotations
@@ -163,8 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--wheel", default=None, help="take ecg.dat from this scipy wheel "
                                                   "instead of downloading one")
     sp.add_argument("--force", action="store_true", help="replace an existing copy")
+    sp = sub.add_parser("simulate", help="write simulated patients' records with "
+                                         "annotated N, A and V beats (WFDB)")
+    sp.add_argument("dir", help="a new or empty folder (or one this command wrote)")
+    sp.add_argument("--patients", type=int, default=6)
+    sp.add_argument("--seconds", type=float, default=300.0, help="length of each record")
+    sp.add_argument("--seed", type=int, default=0)
     a = parser.parse_args(argv)
     try:
+        if a.command == "simulate":
+            from .simulate import write_pvc_records
+
+            if a.patients < 1 or a.seconds < 10:
+                parser.error("--patients must be at least 1 and --seconds at least 10")
+            try:
+                path = write_pvc_records(a.dir, a.patients, a.seconds, seed=a.seed)
+            except FileExistsError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"{a.patients} simulated patients' records (p01 ...) in {path}")
+            return 0
         if a.command == "fetch-demo":
             path = fetch_demo(a.dir, a.wheel, a.force)
             print(f"ECG demo recording: {path}")

@@ -111,13 +111,14 @@ def patient_probe(ctx: pj.EvalContext) -> float:
     return beat_metrics(x[tr], y[tr], x[te], y[te])["beat_f1_macro"]
 
 
-def pvc_task(data: str | Path, steps: int = 100) -> pj.QualityTask:
+def pvc_task(data: str | Path, steps: int = 100, name: str = "mitdb-pvc",
+             kind: str = "real") -> pj.QualityTask:
     """PVC detection on unseen patients, pre-trained on the beat windows in ``data``.
 
     A small encoder and short schedule, so that the whole ECG run fits a few CPU minutes.
     """
     return pj.QualityTask(
-        domain="ecg", name="mitdb-pvc", recipe="ecg.beats", data=str(data),
+        domain="ecg", name=name, recipe="ecg.beats", data=str(data), kind=kind,
         metric="macro-F1 N/V, unseen patients (logreg)", probe=patient_probe, steps=steps,
         baselines={"RR + QRS": pj.features_baseline(rr_qrs, patient_probe),
                    "RR only": pj.features_baseline(rr_only, patient_probe)},
@@ -125,3 +126,19 @@ def pvc_task(data: str | Path, steps: int = 100) -> pj.QualityTask:
                    "encoder.num_heads": 4, "predictor.dim": 32, "predictor.depth": 2,
                    "predictor.num_heads": 4, "train.batch_size": 32,
                    "train.warmup_steps": 10, "eval.batch_size": 256})
+
+
+def simulated_pvc_data() -> Path:
+    """Six simulated patients' 5-min records (:func:`~polyjepa_ecg.simulate.write_pvc_records`)
+    in the ECG cache (:func:`~polyjepa_ecg.io.demo_cache_dir`), written on first use."""
+    from .io import demo_cache_dir
+    from .simulate import write_pvc_records
+
+    return write_pvc_records(demo_cache_dir() / "simulated-pvc")
+
+
+def demo_task() -> pj.QualityTask:
+    """``polyjepa demo``'s labelled ECG comparison: PVC detection on unseen simulated
+    patients, as the quality table's MIT-BIH task (no installable package ships annotated
+    beats)."""
+    return pvc_task(simulated_pvc_data(), steps=100, name="simulated-pvc", kind="simulated")

@@ -75,7 +75,13 @@ def beats_recipe() -> dict[str, Any]:
     cfg["loss"] = {"variance_weight": 0.25}
     cfg["train"] = {"lr": 1.2e-3, "weight_decay": 0.148}
     cfg["evaluators"] = ["rankme", "ecg.beats"]
-    cfg.pop("demo")
+    cfg["demo"] = {
+        "data": None,
+        "kind": "simulated",
+        "description": "six simulated patients (5 min each, MLII + V1, beats annotated N, "
+                       "A or V; polyjepa_ecg.simulate): PVC detection on two unseen ones",
+        "task": "polyjepa_ecg.quality:demo_task",
+    }
     return cfg
 
 
