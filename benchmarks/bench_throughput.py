@@ -153,6 +153,30 @@ def embed_rate(recipe: str, data: Any, out: Path, overrides: dict[str, Any],
           f"{n / loop:>10.0f}/s embedding loop (batch {bs}, dim {emb.shape[1]})")
 
 
+def streamed_fetch(df: Any, tmp: Path, batches: int = 200, batch: int = 256) -> None:
+    """rows/s of a streamed table's batched fetch against one row per index + collate."""
+    path = tmp / "stream.parquet"
+    df.to_parquet(path, index=False)
+    ds = pj.create_dataset("tabular.table", str(path), stream=True, target="label",
+                           cache_dir=str(tmp / "table-cache"))
+    g = np.random.default_rng(0)
+    draws = {"random": [g.integers(0, len(ds), batch).tolist() for _ in range(batches)],
+             "in order": [list(range(s, s + batch))
+                          for s in range(0, min(len(ds), batches * batch) - batch + 1, batch)]}
+    for name, idx in draws.items():
+        rates = {}
+        for how, fetch in (("batched", lambda i: ds.__getitems__(i)),
+                           ("row by row", lambda i: pj.collate([ds[j] for j in i]))):
+            fetch(idx[0])
+            t = time.perf_counter()
+            for i in idx:
+                fetch(i)
+            rates[how] = len(idx) * batch / (time.perf_counter() - t)
+        print(f"  streamed table, {name} batches of {batch}: {rates['batched']:>9.0f} rows/s "
+              f"batched, {rates['row by row']:>9.0f} rows/s row by row "
+              f"({rates['batched'] / rates['row by row']:.1f}x)")
+
+
 def ecg_folder(tmp: Path) -> Path:
     """The shared MIT-BIH records, or generated WFDB records where they are absent."""
     shared = Path(os.environ.get("POLYJEPA_SHARED_DATA", "../shared/data")) / "ecg" / "mitdb-pvc"
@@ -187,6 +211,7 @@ def main() -> None:
               f"{torch.get_num_threads()} CPU threads)")
         embed_rate("tabular", table(n_embed, seed=1), tmp / "tab_embed",
                    {"dataset.target": "label"}, f"tabular, {n_embed} rows x 20 features")
+        streamed_fetch(table(n_embed, seed=1), tmp)
         folder = ecg_folder(tmp)
         embed_rate("ecg", str(folder), tmp / "ecg_embed", {},
                    f"ECG 10-s windows ({folder.name})")

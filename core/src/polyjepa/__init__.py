@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "SIGReg": "polyjepa.sigreg",
     "latent_loss": "polyjepa.losses",
     "ArrayDataset": "polyjepa.data",
+    "StackedSamples": "polyjepa.data",
     "collate": "polyjepa.data",
     "EvalContext": "polyjepa.evaluators",
     "effective_rank": "polyjepa.evaluators",

@@ -20,6 +20,7 @@ def small_batches(monkeypatch):
     import polyjepa_tabular.stream as stream
 
     monkeypatch.setattr(stream, "BATCH_ROWS", 16)
+    monkeypatch.setattr(stream, "MAX_BUFFERS", 5)  # long runs of rows read in parts
     monkeypatch.setattr(schema.Moments, "BLOCK", 40)
 
 
@@ -36,6 +37,16 @@ def messy(tables):
 def _same(a, b) -> None:
     assert a.state == b.state
     testing.check_same_samples(a, b)
+    # whole batches: runs of rows, repeats, any order, the last row, negative indices
+    n = len(b)
+    for idx in ([5, 6, 7, 3, 3, n - 1, 0, 8, 9], list(range(n)), [n - 1, -1, 2]):
+        got, want = b.__getitems__(idx), a.__getitems__(idx)
+        assert isinstance(got, pj.StackedSamples)
+        one_by_one = pj.collate([b[i] for i in idx])
+        assert list(got.batch) == list(want.batch) == list(one_by_one)
+        for key, value in got.batch.items():
+            assert torch.equal(value, want.batch[key]), key
+            assert torch.equal(value, one_by_one[key]), key
     for kind in ("dense", "tree"):
         ra, rb = a.raw_features(kind), b.raw_features(kind)
         assert np.array_equal(ra[0], rb[0], equal_nan=True)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyjepa import ArrayDataset, DataError, warn
+from polyjepa import ArrayDataset, DataError, StackedSamples, warn
 
 from .bundled import SKLEARN_SETS, bundled_name, sklearn_frame
 from .io import CSV_SUFFIXES, read_frame, table_suffix
@@ -293,21 +293,25 @@ class TableDataset(ArrayDataset):
         self.feature_names = [s["name"] for s in self.schema]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        rows = getattr(self, "_rows", None)
-        if rows is not None:  # streamed: each row read from its file (see stream.RowFile)
+        if getattr(self, "_rows", None) is not None:  # streamed (see stream.RowFile)
             i = int(i) % len(self)
-            item = {k: torch.from_numpy(f[i]) for k, f in rows.items()}
-            if self.missing_mode == "mask":
-                item["valid"] = ~item["missing"]
-            return item
+            return self._streamed(lambda f: f[i])
         return super().__getitem__(i)
 
+    def _streamed(self, read: Any) -> dict[str, torch.Tensor]:
+        """``read(row_file)`` of every cached array, keyed in the in-memory items' order."""
+        got = {k: torch.from_numpy(read(f)) for k, f in self._rows.items()}
+        if self.missing_mode == "mask":
+            got["valid"] = ~got["missing"]
+        return {k: got[k] for k in ("x", "y", "valid", "group", "missing") if k in got}
+
     def __getitems__(self, indices: list[int]) -> Any:
-        """In memory, a whole batch in one indexing per array (``missing`` is among the
-        arrays); streamed, one row read per index."""
-        if getattr(self, "_rows", None) is not None:
-            return [self[i] for i in indices]
-        return self.stacked(indices)
+        """A whole batch at once: in memory one indexing per array (``missing`` is among
+        the arrays); streamed, one read per run of consecutive rows of each file."""
+        if getattr(self, "_rows", None) is None:
+            return self.stacked(indices)
+        idx = [int(i) % len(self) for i in indices]
+        return StackedSamples(self._streamed(lambda f: f.take(idx)))
 
     def raw_features(self, kind: str = "dense") -> tuple[np.ndarray, np.ndarray]:
         """The table as a plain matrix for non-learned baselines.

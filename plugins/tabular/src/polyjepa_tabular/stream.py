@@ -436,6 +436,9 @@ class Streamed:
                  ("group", self.group)) if v is not None}
 
 
+MAX_BUFFERS = 512  # buffers per preadv call, under every system's IOV_MAX
+
+
 class RowFile:
     """Rows of an ``.npy`` file read one by one with ``pread``, for ``__getitem__``.
 
@@ -451,14 +454,38 @@ class RowFile:
         self._fd: int | None = None
         self._pid = -1
 
-    def __getitem__(self, i: int) -> np.ndarray:
+    def _file(self) -> int:
         if self._pid != os.getpid():
             self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd  # type: ignore[return-value]
+
+    def __getitem__(self, i: int) -> np.ndarray:
         out = np.empty(self.shape, self.dtype)
-        got = os.preadv(self._fd, [memoryview(out.reshape(-1)).cast("B")],  # type: ignore[arg-type]
+        got = os.preadv(self._file(), [memoryview(out.reshape(-1)).cast("B")],  # type: ignore[arg-type]
                         self.offset + int(i) * self.size)
         if got != self.size:
             raise DataError(f"{self.path}: row {i} is cut off (the cache file shrank?)")
+        return out
+
+    def take(self, indices: Any) -> np.ndarray:
+        """Rows ``indices`` stacked ``[n, ...]``: each run of consecutive rows (in sorted
+        order) is read with one ``preadv`` into its places in the batch."""
+        fd = self._file()
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), *self.shape), self.dtype)
+        flat = out.reshape(len(idx), -1)
+        order = np.argsort(idx, kind="stable")
+        rows = idx[order]
+        # a run ends where the next sorted row is not the following one
+        ends = np.flatnonzero(np.diff(rows) != 1) + 1
+        for run in np.split(np.arange(len(rows)), ends):
+            for part in np.array_split(run, -(-len(run) // MAX_BUFFERS)) if len(run) else ():
+                bufs = [memoryview(flat[order[m]]).cast("B") for m in part]
+                want = len(part) * self.size
+                got = os.preadv(fd, bufs, self.offset + int(rows[part[0]]) * self.size)  # type: ignore[arg-type]
+                if got != want:
+                    raise DataError(f"{self.path}: rows from {int(rows[part[0]])} are cut "
+                                    f"off (the cache file shrank?)")
         return out
 
     def __getstate__(self) -> dict[str, Any]:
