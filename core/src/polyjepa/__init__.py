@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "sincos_pos_embed": "polyjepa.posembed",
     "gather_tokens": "polyjepa.tokens",
     "pool_tokens": "polyjepa.tokens",
+    "encoder_pool": "polyjepa.tokens",
     "JEPA": "polyjepa.jepa",
     "SIGReg": "polyjepa.sigreg",
     "latent_loss": "polyjepa.losses",

@@ -174,13 +174,15 @@ def _dataset_for(r: Run, data: Any) -> Any:
 def embed_dataset(encoder: Any, dataset: Any, batch_size: int = 128, device: str = "cpu",
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray | None,
                                                    np.ndarray | None]:
-    """Pooled embeddings ``[N, D]`` of every sample, with labels and groups if present."""
+    """Pooled embeddings ``[N, D]`` of every sample, with labels and groups if present
+    (pooled as the encoder's run says: ``eval.pool``, see :func:`polyjepa.pool_tokens`)."""
     import torch
 
     from .data import eval_loader, move_to
-    from .tokens import batch_valid, pool_tokens
+    from .tokens import batch_valid, encoder_pool, pool_tokens
 
     out, labels, groups = [], [], []
+    pool = encoder_pool(encoder)
     loader = eval_loader(dataset, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -189,7 +191,7 @@ def embed_dataset(encoder: Any, dataset: Any, batch_size: int = 128, device: str
     with torch.no_grad():
         for batch in loader:
             batch = move_to(batch, torch.device(device))
-            z = pool_tokens(encoder(batch).float(), batch_valid(batch))
+            z = pool_tokens(encoder(batch).float(), batch_valid(batch), pool)
             out.append(z.cpu().numpy())
             if isinstance(batch, dict) and "y" in batch:
                 labels.append(batch["y"].cpu().numpy())

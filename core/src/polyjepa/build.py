@@ -52,8 +52,12 @@ def resolve_components(config: dict[str, Any], dataset: Any) -> dict[str, Any]:
 
 
 def build_encoder(config: dict[str, Any]) -> Any:
+    """The encoder, carrying the run's read-out (``eval.pool``) as ``embedding_pool``, so
+    every copy of it (the EMA target, the export, a loaded one) pools alike."""
     name, kwargs = component_args(config["encoder"])
-    return create_encoder(name, **kwargs)
+    encoder = create_encoder(name, **kwargs)
+    encoder.embedding_pool = str((config.get("eval") or {}).get("pool", "mean"))
+    return encoder
 
 
 def build_masker(config: dict[str, Any]) -> Any:

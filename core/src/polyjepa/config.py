@@ -78,7 +78,9 @@ def default_config() -> dict[str, Any]:
             "compile": False,
         },
         "evaluators": ["rankme", "linear_probe", "knn"],
-        "eval": {"batch_size": 128},
+        # pool: how a sample's tokens become its embedding (embed, evaluate, RankMe):
+        # "mean", or "mean+max" (both side by side, twice as wide; see pool_tokens)
+        "eval": {"batch_size": 128, "pool": "mean"},
         "demo": {},
     }
 

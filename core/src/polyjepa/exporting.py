@@ -368,6 +368,7 @@ def export(run: Any, out: str | Path, checkpoint: str | int | Path | None = None
     from . import __version__
     from .api import Run, _run, load_encoder
     from .checkpoint import atomic_write_json, atomic_write_text, save_tensors
+    from .tokens import encoder_pool
     from .trainer import ENCODER_FILE
 
     path = run.path if isinstance(run, Run) else Path(run)
@@ -385,7 +386,10 @@ def export(run: Any, out: str | Path, checkpoint: str | int | Path | None = None
     step, selected = _weights_step(r, ckpt)
     marker = {"format": FORMAT, "version": FORMAT_VERSION, "polyjepa_version": __version__,
               "recipe": config.get("recipe"), "encoder": config["encoder"]["name"],
-              "embed_dim": int(getattr(encoder, "embed_dim", 0)),
+              # the width of the embeddings users get (pooled as the run's eval.pool)
+              "embed_dim": int(getattr(encoder, "embed_dim", 0))
+              * (2 if encoder_pool(encoder) == "mean+max" else 1),
+              "pool": encoder_pool(encoder),
               "plugins": _plugins(r, config),
               "plugin_modules": [str(m) for m in r.info.get("plugins") or []],
               "domain": _domain(config), "trained_steps": step, "selected": selected}

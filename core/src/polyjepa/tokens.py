@@ -14,12 +14,36 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, expanded)
 
 
-def pool_tokens(x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over tokens, counting only valid ones; rows with no valid token give zeros."""
+POOLS = ("mean", "mean+max")
+
+
+def pool_tokens(x: torch.Tensor, valid: torch.Tensor | None = None,
+                how: str = "mean") -> torch.Tensor:
+    """One embedding per sample from its tokens ``[B, N, D]``, counting only valid ones.
+
+    ``how="mean"``: their mean ``[B, D]``; ``"mean+max"``: the mean and the per-dimension
+    maximum side by side ``[B, 2D]`` (where one strong local feature tells the classes
+    apart, as a target on clutter, the mean dilutes it). Rows with no valid token give
+    zeros.
+    """
+    if how not in POOLS:
+        raise ValueError(f"pool {how!r}: choose one of {POOLS}")
     if valid is None:
-        return x.mean(dim=1)
+        mean = x.mean(dim=1)
+        return mean if how == "mean" else torch.cat([mean, x.amax(dim=1)], dim=-1)
     w = valid.to(x.dtype).unsqueeze(-1)
-    return (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+    mean = (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+    if how == "mean":
+        return mean
+    top = x.masked_fill(w == 0, float("-inf")).amax(dim=1)
+    top = torch.where(w.sum(dim=1) > 0, top, torch.zeros_like(top))
+    return torch.cat([mean, top], dim=-1)
+
+
+def encoder_pool(encoder: object) -> str:
+    """How ``encoder``'s tokens become the embeddings users get: the run's ``eval.pool``,
+    which :func:`polyjepa.build.build_encoder` sets on the module (``"mean"`` otherwise)."""
+    return str(getattr(getattr(encoder, "module", encoder), "embedding_pool", "mean"))
 
 
 def batch_valid(batch: object) -> torch.Tensor | None:

@@ -72,7 +72,7 @@ from .plugins import loaded_plugin_modules
 from .runlock import RunLock
 from .schedules import cosine_ramp, learning_rate, linear_ramp
 from .settings import TrainSettings
-from .tokens import batch_valid, pool_tokens
+from .tokens import batch_valid, encoder_pool, pool_tokens
 from .validation import check_config
 
 RUN_FILE = "run.json"
@@ -549,7 +549,8 @@ class Trainer:
         chunks = []
         for batch in eval_loader(dataset, self.s.eval_batch_size, indices):
             batch = move_to(batch, dist.device)
-            chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch)).cpu())
+            chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch),
+                                      encoder_pool(enc)).cpu())
         enc.train(was_training)
         z = torch.cat(chunks).double()
         rank = float(effective_rank(z))

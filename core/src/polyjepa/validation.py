@@ -31,7 +31,7 @@ _NON_NEGATIVE = ("train.steps", "train.warmup_steps", "train.min_lr", "train.wei
                  "sigreg.weight")
 _CHOICES = {"train.schedule": ("cosine", "constant"), "train.precision": ("auto", "bf16", "fp32"),
             "train.select": ("last", "rankme"), "train.strategy": ("ddp", "fsdp"),
-            "target.kind": ("ema", "sigreg", "encoder")}
+            "target.kind": ("ema", "sigreg", "encoder"), "eval.pool": ("mean", "mean+max")}
 # settings an older config may still hold, with the values they took; see default_config
 _DEPRECATED = {("train", "tensorboard"): (True, False, "auto", "true", "false", "on", "off")}
 _EMPTY = inspect.Parameter.empty

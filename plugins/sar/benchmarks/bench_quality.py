@@ -113,7 +113,9 @@ def main() -> None:
         rows.append(_row(f"pretrained {recipe}", emb, y, tr, te))
     emb, _, _ = polyjepa.embed_dataset(_random_encoder(run), ds)
     rows.append(_row("random init (same ViT)", emb, y, tr, te))
-    rows.append(_row("ROA-gradient HOG (no learning)", gradient_features(ds), y, tr, te))
+    pool = run.config["eval"]["pool"]  # the baseline pooled as the encoders are
+    rows.append(_row("ROA-gradient HOG (no learning)", gradient_features(ds, pool=pool), y,
+                     tr, te))
     _table(f"SIMULATED target chips: 5 classes, {args.looks:g}-look speckle, 48x48, "
            f"{args.n_train} unlabelled for pre-training, {args.n_eval} labelled held out "
            f"(probe split 70/30)", rows)
@@ -136,7 +138,9 @@ def main() -> None:
     rows.append(_row("pretrained sar", emb, None, None, None))
     emb, _, _ = polyjepa.embed_dataset(_random_encoder(rrun), rds)
     rows.append(_row("random init (same ViT)", emb, None, None, None))
-    rows.append(_row("ROA-gradient HOG (no learning)", gradient_features(rds), None, None, None))
+    rows.append(_row("ROA-gradient HOG (no learning)",
+                     gradient_features(rds, pool=rrun.config["eval"]["pool"]), None, None,
+                     None))
     _table(f"REAL GeoTIFF {tif.name} (optical Landsat RGB, not SAR): {len(rds)} tiles of "
            f"32x32 (stride 16), RankMe only (no labels)", rows)
 

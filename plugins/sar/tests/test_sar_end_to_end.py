@@ -30,7 +30,7 @@ def test_sar_recipe_on_real_geotiff(landsat: Path, tmp_path: Path, tiny: dict) -
     assert not any(k.startswith("target") for k in enc.state_dict())
     emb = polyjepa.embed(run.path)
     n_tiles = len(polyjepa.create_dataset("sar.raster", str(landsat), tile_size=32))
-    assert emb.shape == (n_tiles, 16) and np.isfinite(emb).all()
+    assert emb.shape == (n_tiles, 2 * 16) and np.isfinite(emb).all()  # mean and max pooled
     with pytest.warns(UserWarning, match="no labels"):
         metrics = polyjepa.evaluate(run.path)
     assert 1.0 <= metrics["rankme"] <= 16.0
@@ -51,7 +51,7 @@ def test_cli_on_chip_folder(chip_dir: Path, tmp_path: Path, tiny: dict) -> None:
         assert metrics[key] >= 0.0 and np.isfinite(metrics[key])
     emb = polyjepa.embed(out, data=str(chip_dir), out=tmp_path / "e.npy")
     labels = np.load(tmp_path / "e.labels.npy")
-    assert emb.shape == (40, 16) and sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
+    assert emb.shape == (40, 2 * 16) and sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
 
 
 def test_training_is_deterministic_and_learns_the_target(tmp_path: Path, tiny: dict) -> None:

@@ -153,7 +153,7 @@ def test_sar_recipe_on_grd_measurement(grd_tif: Path, tmp_path: Path, tiny: dict
     assert not any(k.startswith("target") for k in enc.state_dict())
     emb = polyjepa.embed(run.path)
     n_tiles = len(polyjepa.create_dataset("sar.raster", str(grd_tif), tile_size=32))
-    assert emb.shape == (n_tiles, 16) and np.isfinite(emb).all()
+    assert emb.shape == (n_tiles, 2 * 16) and np.isfinite(emb).all()
     with pytest.warns(UserWarning, match="no labels"):
         metrics = polyjepa.evaluate(run.path)
     assert 1.0 <= metrics["rankme"] <= 16.0

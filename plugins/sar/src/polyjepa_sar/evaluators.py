@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from polyjepa import DataError, EvalContext, l2_normalise, labelled_embeddings, split_indices
+from polyjepa import (
+    DataError,
+    EvalContext,
+    encoder_pool,
+    l2_normalise,
+    labelled_embeddings,
+    split_indices,
+)
 
 
 def chip_labels(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +72,11 @@ class ChipClassification:
         return classify(x, y, tr, te, self.k, self.c)
 
 
-def gradient_features(dataset: Any, batch_size: int = 64, **target_kw: Any) -> np.ndarray:
-    """Hand-crafted baseline: per-image mean of the ROA-gradient HOG over valid tokens."""
+def gradient_features(dataset: Any, batch_size: int = 64, pool: str = "mean",
+                      **target_kw: Any) -> np.ndarray:
+    """Hand-crafted baseline: the ROA-gradient HOG of each patch, pooled over an image's
+    valid patches as ``pool`` says (:func:`polyjepa.pool_tokens`: pool it as the encoder
+    it is compared with)."""
     import torch
 
     from polyjepa import collate, pool_tokens
@@ -82,7 +92,7 @@ def gradient_features(dataset: Any, batch_size: int = 64, **target_kw: Any) -> n
     with torch.no_grad():
         for s in range(0, len(dataset), batch_size):
             batch = collate([dataset[i] for i in range(s, min(len(dataset), s + batch_size))])
-            out.append(pool_tokens(target(batch), batch.get("valid")).numpy())
+            out.append(pool_tokens(target(batch), batch.get("valid"), pool).numpy())
     return np.concatenate(out)
 
 
@@ -101,6 +111,7 @@ class GradientBaseline:
         _, y = chip_labels(ctx)
         if ctx.dataset is None:
             raise DataError("the gradient baseline needs the dataset itself")
-        feats = gradient_features(ctx.dataset, **self.target_kw)
+        pool = encoder_pool(ctx.encoder) if ctx.encoder is not None else "mean"
+        feats = gradient_features(ctx.dataset, pool=pool, **self.target_kw)
         tr, te = split_indices(y, ctx.groups, ctx.seed, self.test_size)
         return classify(feats, y, tr, te, self.k, self.c, prefix="gradient_baseline")

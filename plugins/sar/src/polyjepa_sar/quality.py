@@ -15,6 +15,7 @@ import numpy as np
 import polyjepa as pj
 
 from .evaluators import chip_labels, classify, gradient_features
+from .recipes import sar_recipe
 
 SIZE, PATCH, LOOKS = 48, 6, 1.0
 PRETRAIN_CHIPS = {"n": 600, "size": SIZE, "looks": LOOKS, "seed": 0}   # unlabelled use only
@@ -30,8 +31,9 @@ def linear_probe(ctx: pj.EvalContext) -> float:
 
 
 def gradient_hog(ctx: pj.EvalContext) -> np.ndarray:
-    """Per-chip mean of the multi-scale ROA-gradient HOG (3 scales x 8 orientations)."""
-    return gradient_features(ctx.dataset)
+    """The multi-scale ROA-gradient HOG (3 scales x 8 orientations) of each patch, pooled
+    per chip as the recipe pools its encoder's tokens (mean and maximum)."""
+    return gradient_features(ctx.dataset, pool=sar_recipe()["eval"]["pool"])
 
 
 def chips_task(steps: int = 100, recipe: str = "sar") -> pj.QualityTask:
