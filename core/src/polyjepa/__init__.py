@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "SIGReg": "polyjepa.sigreg",
     "latent_loss": "polyjepa.losses",
     "ArrayDataset": "polyjepa.data",
+    "generated_folder": "polyjepa.generated",
     "StackedSamples": "polyjepa.data",
     "collate": "polyjepa.data",
     "EvalContext": "polyjepa.evaluators",

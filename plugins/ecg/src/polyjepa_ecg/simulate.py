@@ -19,14 +19,12 @@ and ``polyjepa ecg simulate``.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from polyjepa import generated_folder
 
 # lead axes in (left, inferior, anterior) coordinates: limb leads in the frontal plane,
 # chest leads in the horizontal plane, Frank leads along the axes
@@ -173,45 +171,24 @@ def write_pvc_records(folder: str | Path, patients: int = 6, seconds: float = 30
     """``patients`` simulated patients as WFDB records ``p01``, ``p02``, ... in ``folder``.
 
     Leads MLII and V1 (MIT-BIH's usual pair), 212 format, beat annotations in ``.atr``.
-    The same arguments write the same files; an existing folder written with the same
-    arguments is kept as it is. The records are written to a temporary folder beside
-    ``folder`` and moved into place, so an interrupted call leaves nothing half-written.
+    The same arguments write the same files; a folder written with the same arguments is
+    kept as it is, one holding other files is refused (:func:`polyjepa.generated_folder`).
     """
     from .io import import_wfdb
 
-    folder = Path(folder)
+    def write(tmp: Path) -> None:
+        wfdb = import_wfdb()
+        leads = ["MLII", "V1"]
+        for i in range(int(patients)):
+            name = f"p{i + 1:02d}"
+            pat = simulated_patient(int(seed) * 1000 + i)
+            sig, samp, sym = synth_ecg(seconds, fs, leads, seed=int(seed) * 1000 + i,
+                                       patient=pat)
+            wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=leads, p_signal=sig,
+                        fmt=["212", "212"], write_dir=str(tmp),
+                        comments=[f"simulated patient {i + 1} (polyjepa_ecg.simulate)"])
+            wfdb.wrann(name, "atr", samp, symbol=sym, write_dir=str(tmp))
+
     settings = {"patients": int(patients), "seconds": float(seconds), "fs": float(fs),
                 "seed": int(seed), "version": 1}
-    marker = folder / "SIMULATED.json"
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()) == settings:
-                return folder
-        except (OSError, ValueError):
-            pass
-    ours = re.compile(r"p\d{2,}\.(hea|dat|atr)|SIMULATED\.json")
-    others = [p.name for p in folder.iterdir() if not ours.fullmatch(p.name)] \
-        if folder.is_dir() else []
-    if others or (folder.exists() and not folder.is_dir()):
-        raise FileExistsError(f"{folder} holds other files ({', '.join(sorted(others)[:3])}"
-                              f"{', ...' if len(others) > 3 else ''}): write simulated "
-                              f"records into an empty or new folder")
-    wfdb = import_wfdb()
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    leads = ["MLII", "V1"]
-    for i in range(int(patients)):
-        name = f"p{i + 1:02d}"
-        pat = simulated_patient(int(seed) * 1000 + i)
-        sig, samp, sym = synth_ecg(seconds, fs, leads, seed=int(seed) * 1000 + i, patient=pat)
-        wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=leads, p_signal=sig,
-                    fmt=["212", "212"], write_dir=str(tmp),
-                    comments=[f"simulated patient {i + 1} (polyjepa_ecg.simulate)"])
-        wfdb.wrann(name, "atr", samp, symbol=sym, write_dir=str(tmp))
-    (tmp / "SIMULATED.json").write_text(json.dumps(settings))
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, folder)
-    return folder
+    return generated_folder(folder, settings, write, r"p\d{2,}\.(hea|dat|atr)")
