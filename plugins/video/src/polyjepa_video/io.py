@@ -27,9 +27,13 @@ _CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
-    """``$POLYJEPA_VIDEO_CACHE``, else ``~/.cache/polyjepa/video``."""
+    """``$POLYJEPA_VIDEO_CACHE``, else ``$POLYJEPA_CACHE/video``, else
+    ``~/.cache/polyjepa/video``."""
     env = os.environ.get("POLYJEPA_VIDEO_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "polyjepa" / "video"
+    if env:
+        return Path(env)
+    root = os.environ.get("POLYJEPA_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "polyjepa") / "video"
 
 
 @dataclass
