@@ -87,8 +87,6 @@ class ClipProbe:
         self.num_heads, self.test_size = int(num_heads), float(test_size)
 
     def __call__(self, ctx: polyjepa.EvalContext) -> dict[str, float]:
-        from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score
-
         if ctx.labels is None:
             raise DataError("the clip probe needs labels and the data has none")
         y = np.asarray(ctx.labels)
@@ -101,9 +99,16 @@ class ClipProbe:
             raise DataError("the encoder's tokens contain NaN or infinite values")
         regression = polyjepa.label_task(y, ctx.dataset) == "regression"
         tr, te = polyjepa.split_indices(y, ctx.groups, ctx.seed, self.test_size)
+        return self.fit_score(feats, y, tr, te, ctx.seed, regression)
+
+    def fit_score(self, feats: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                  seed: int, regression: bool = False) -> dict[str, float]:
+        """Train the head on tokens ``feats [N, n_tokens, D]`` of rows ``tr``, score ``te``."""
+        from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score
+
         prefix = f"{self.pooling}_probe"
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed)
+            torch.manual_seed(seed)
             x = torch.from_numpy(np.ascontiguousarray(feats, np.float32))
             # standardise every channel with training-split statistics
             flat = x[torch.from_numpy(tr)].reshape(-1, x.shape[2])
@@ -122,7 +127,7 @@ class ClipProbe:
             head = _Head(x.shape[2], out_dim, self.pooling, self.num_heads)
             opt = torch.optim.AdamW(head.parameters(), lr=self.lr,
                                     weight_decay=self.weight_decay)
-            g = torch.Generator().manual_seed(ctx.seed)
+            g = torch.Generator().manual_seed(seed)
             tr_t = torch.from_numpy(tr)
             for _ in range(self.epochs):
                 order = tr_t[torch.randperm(len(tr_t), generator=g)]

@@ -1,16 +1,20 @@
-"""The arrow of time on real clips: frozen clip embeddings against pixel features.
+"""Video tasks that need temporal features: frozen clip tokens against pixel features.
 
 V-JEPA (Bardes et al., 2024, arXiv:2404.08471; the plugin's recipe ``video``) predicts
-masked spatio-temporal regions in feature space; whether a clip plays forwards or
-reversed is a task that only temporal features can solve. Every clip appears both ways
-(accuracy, chance 0.5). Probe: a standardised logistic regression on pooled clip
-embeddings, split by group: each video is cut into :data:`CHUNKS` contiguous stretches
-and a quarter of the stretches is held out (a clip and its reverse share a stretch; one
-split per seed); clips overlap, so training clips that share a frame with a test clip are
-dropped as well. Baselines on the same split with the same probe: per-clip pixel
-statistics (identical for a clip and its reverse, so at chance by construction) and the
-frame-difference profile (non-learned features that can see the direction of time).
-Used by ``benchmarks/quality.py``, ``benchmarks/bench_quality.py`` and ``polyjepa demo``.
+masked spatio-temporal regions in feature space, and is judged with an attentive probe
+on its frozen tokens; so are these tasks.
+
+- The **arrow of time** on real clips (:func:`arrow_task`): whether a clip plays forwards
+  or reversed. Every clip appears both ways (accuracy, chance 0.5). Split by group: each
+  video is cut into :data:`CHUNKS` contiguous stretches and a quarter of the stretches is
+  held out (a clip and its reverse share a stretch; one split per seed); clips overlap,
+  so training clips that share a frame with a test clip are dropped as well.
+- The **direction of motion** in simulated videos (:func:`motion_task`; 4 classes).
+
+Baselines on the same split with the same probe (their per-clip features as one token):
+pixel statistics (for the arrow identical for a clip and its reverse, so at chance by
+construction) and the frame-difference profile. Used by ``benchmarks/quality.py`` and
+``polyjepa demo``.
 """
 
 from __future__ import annotations
@@ -92,31 +96,24 @@ def _split(ds: Any, both: ForwardReversed, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def arrow_probe(ctx: pj.EvalContext) -> float:
-    """Accuracy of a standardised logistic regression telling forwards from reversed.
-
-    ``ctx.embeddings`` are the forward clips; with an encoder, the reversed clips are
-    embedded here. Without one (a baseline), the features already hold every clip
-    forwards and then reversed (the order of :func:`both_ways`).
-    """
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The arrow of time through V-JEPA's attentive probe on the frozen tokens of every
+    clip forwards and reversed (split as the module says); a baseline's per-clip
+    features (forwards, then reversed) go through the same head as single tokens."""
+    from .evaluators import attentive_probe, token_features
 
     ds = ctx.dataset
     both = both_ways(ds)
-    x = np.asarray(ctx.embeddings, np.float64)
     if ctx.encoder is not None:
-        reverse = torch.utils.data.Subset(both, range(len(ds), len(both)))
-        x = np.concatenate([x, pj.embed_dataset(ctx.encoder, reverse, batch_size=64)[0]])
-    if len(x) != len(both):
-        raise pj.DataError(f"arrow of time: {len(x)} feature rows for {len(both)} clips "
+        feats, _ = token_features(pj.EvalContext(None, None, None, ctx.encoder, both,
+                                                 ctx.seed, ctx.extra))
+    else:
+        feats = np.asarray(ctx.embeddings, np.float32)[:, None, :]
+    if len(feats) != len(both):
+        raise pj.DataError(f"arrow of time: {len(feats)} feature rows for {len(both)} clips "
                            "(forwards and reversed)")
     tr, te = _split(ds, both, ctx.seed)
-    y = both.labels
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-    model.fit(x[tr], y[tr])
-    return float((model.predict(x[te]) == y[te]).mean())
+    return attentive_probe(epochs=60).fit_score(feats, both.labels, tr, te,
+                                                ctx.seed)["attentive_probe_acc"]
 
 
 def pixel_features(ctx: pj.EvalContext) -> np.ndarray:
@@ -148,8 +145,9 @@ def arrow_task(videos: Any, steps: int = 150, clip_step: int = 1) -> pj.QualityT
     dataset = {**DATASET, "clip_step": int(clip_step)}
     return pj.QualityTask(
         domain="video", name="arrow_of_time", recipe="video", data=videos, kind="real",
-        metric="accuracy (linear probe)", probe=arrow_probe, steps=steps,
-        baselines={"pixel statistics": pj.features_baseline(pixel_features, arrow_probe),
+        metric="accuracy (attentive probe)", probe=arrow_probe, steps=steps,
+        baselines={"pixel statistics": pj.features_baseline(pixel_features,
+                                                            arrow_probe),
                    "frame differences": pj.features_baseline(frame_differences,
                                                              arrow_probe)},
         overrides={**{f"dataset.{k}": v for k, v in dataset.items()}, **MODEL})
