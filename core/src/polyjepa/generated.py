@@ -3,6 +3,7 @@ user's own files."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -38,10 +39,11 @@ def generated_folder(folder: str | Path, settings: dict[str, Any],
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} is a file: write generated data into a new folder")
     pattern = re.compile(ours)
-    others = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                    if p.is_file() and p.name != MARKER
-                    and not pattern.fullmatch(p.relative_to(folder).as_posix())) \
-        if folder.is_dir() else []
+    found = (p.relative_to(folder).as_posix() for p in folder.rglob("*")
+             if p.is_file() and p.name != MARKER
+             and not pattern.fullmatch(p.relative_to(folder).as_posix())) \
+        if folder.is_dir() else iter(())
+    others = list(itertools.islice(found, 4))  # a few are enough to refuse and to name
     if others:
         more = ", ..." if len(others) > 3 else ""
         raise FileExistsError(f"{folder} holds other files ({', '.join(others[:3])}{more}): "

@@ -44,3 +44,18 @@ def test_videos_are_read_as_a_labelled_class_folder(tmp_path):
     assert again == folder and (folder / "up" / "v0002.mp4").is_file()
     with pytest.raises(ValueError, match="sideways"):
         motion_frames("sideways", 0)
+
+
+def test_simulate_command(tmp_path, capsys):
+    from polyjepa_video import __main__ as cli
+
+    assert cli.main(["simulate", str(tmp_path / "out"), "--per-class", "1", "--frames", "6",
+                     "--size", "32"]) == 0
+    assert "4 simulated videos" in capsys.readouterr().out
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/*.mp4")) == \
+        sorted(DIRECTIONS)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "holiday.mp4").write_bytes(b"x")
+    assert cli.main(["simulate", str(tmp_path / "mine"), "--per-class", "1"]) == 1
+    assert "holiday.mp4" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "holiday.mp4").read_bytes() == b"x"

