@@ -15,13 +15,18 @@ included, and ``embed`` on 100k table rows and on ECG windows.
   for the ECG windows of ``$POLYJEPA_SHARED_DATA/ecg/mitdb-pvc`` (or, without it, of
   WFDB records generated with wfdb in a temporary folder), untrained encoders of each
   recipe's size.
+- Streamed tables (``stream=True``: rows read from an on-disk cache with ``pread``): rows/s
+  of the batched fetch (one read per run of consecutive rows of each cache file) against
+  one row per index + collate, for random and in-order batches of 256 of 100k rows.
 
 ``python benchmarks/bench_throughput.py`` (about two minutes on 2 cores), ``--quick``
 (fewer steps and rows).
 
 Alone on a quiet 2-core machine (2 threads): the trainer at 4,696 samples/s against
 4,661 for the plain loop (1.008x); ``embed`` 21,543 table rows/s end to end (25,254/s
-for the loop alone; tables fetch whole batches), ECG 10-s 12-lead windows 180/s.
+for the loop alone; tables fetch whole batches), ECG 10-s 12-lead windows 180/s. Streamed
+table fetch: 208,809 rows/s batched against 79,956 row by row for random batches (2.6x),
+1,889,735 against 86,778 in order (21.8x).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ def small_batches(monkeypatch):
     import polyjepa_tabular.stream as stream
 
     monkeypatch.setattr(stream, "BATCH_ROWS", 16)
-    monkeypatch.setattr(stream, "MAX_BUFFERS", 5)  # long runs of rows read in parts
     monkeypatch.setattr(schema.Moments, "BLOCK", 40)
 
 

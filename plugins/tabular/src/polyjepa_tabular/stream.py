@@ -436,9 +436,6 @@ class Streamed:
                  ("group", self.group)) if v is not None}
 
 
-MAX_BUFFERS = 512  # buffers per preadv call, under every system's IOV_MAX
-
-
 class RowFile:
     """Rows of an ``.npy`` file read one by one with ``pread``, for ``__getitem__``.
 
@@ -468,24 +465,26 @@ class RowFile:
         return out
 
     def take(self, indices: Any) -> np.ndarray:
-        """Rows ``indices`` stacked ``[n, ...]``: each run of consecutive rows (in sorted
-        order) is read with one ``preadv`` into its places in the batch."""
+        """Rows ``indices`` stacked ``[n, ...]``: read in sorted order, one ``preadv`` per
+        run of consecutive rows into one buffer, then put back in the order asked."""
         fd = self._file()
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        out = np.empty((len(idx), *self.shape), self.dtype)
-        flat = out.reshape(len(idx), -1)
         order = np.argsort(idx, kind="stable")
         rows = idx[order]
+        got_rows = np.empty((len(idx), *self.shape), self.dtype)
+        buf = memoryview(got_rows.reshape(-1)).cast("B")  # type: ignore[arg-type]
+        size = self.size
         # a run ends where the next sorted row is not the following one
-        ends = np.flatnonzero(np.diff(rows) != 1) + 1
-        for run in np.split(np.arange(len(rows)), ends):
-            for part in np.array_split(run, -(-len(run) // MAX_BUFFERS)) if len(run) else ():
-                bufs = [memoryview(flat[order[m]]).cast("B") for m in part]
-                want = len(part) * self.size
-                got = os.preadv(fd, bufs, self.offset + int(rows[part[0]]) * self.size)  # type: ignore[arg-type]
-                if got != want:
-                    raise DataError(f"{self.path}: rows from {int(rows[part[0]])} are cut "
-                                    f"off (the cache file shrank?)")
+        breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+        for start, stop in zip([0, *breaks], [*breaks, len(rows)]):
+            want = (stop - start) * size
+            got = os.preadv(fd, [buf[start * size:stop * size]],
+                            self.offset + int(rows[start]) * size)
+            if got != want:
+                raise DataError(f"{self.path}: rows from {int(rows[start])} are cut off "
+                                f"(the cache file shrank?)")
+        out = np.empty_like(got_rows)
+        out[order] = got_rows
         return out
 
     def __getstate__(self) -> dict[str, Any]:
