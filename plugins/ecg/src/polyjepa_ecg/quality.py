@@ -1,4 +1,5 @@
-"""Quality task on ECG: PVC detection on unseen patients, real MIT-BIH beats.
+"""Quality task on ECG: PVC detection on unseen patients, real MIT-BIH beats (and the
+same on simulated patients, :func:`demo_task`, where no annotated records are at hand).
 
 Data (a folder such as ``shared/data/ecg/mitdb-pvc``): MIT-BIH records 105, 106, 108, 116
 and 123, one patient each, lead MLII, 30 min each. Every annotated beat is the centre of
