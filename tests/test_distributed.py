@@ -60,7 +60,11 @@ def _launch(data: Path, out: Path, nproc: int = 2, **extra: object) -> None:
                  "--master-port", str(_port())])
     proc = subprocess.run([sys.executable, *launcher, *_args(data, out, **extra)],
                           env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # a failed rank's own message can sit anywhere in the launcher's output: show every
+    # line that is not another rank's traceback, then the tail
+    own = [line for line in proc.stderr.splitlines()
+           if not line.startswith("[rank") or "Error" in line or "error" in line]
+    assert proc.returncode == 0, "\n".join(own[-40:]) + "\n---\n" + proc.stderr[-2000:]
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
