@@ -114,12 +114,17 @@ def test_truncated_shard_is_a_one_line_error_naming_it(sharded, verify):
     assert ("checksum mismatch" if verify else "corrupt or truncated") in str(err.value)
 
 
+def _flip_byte(shard, at: int) -> None:
+    """Invert one byte of ``shard`` inside a member's data: the tar stays valid, only the
+    checksum can tell."""
+    raw = bytearray(shard.read_bytes())
+    raw[at] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+
+
 def test_changed_bytes_and_missing_shards_are_named(sharded):
     _, out, _ = sharded
-    shard = out / "shard-000002.tar"
-    raw = bytearray(shard.read_bytes())
-    raw[1200] ^= 0xFF  # inside the first sample's data: still a valid tar
-    shard.write_bytes(bytes(raw))
+    _flip_byte(out / "shard-000002.tar", 1200)  # inside the first sample's data
     with pytest.raises(DataError, match=r"shard-000002\.tar: checksum mismatch"):
         pj.create_dataset("shards", str(out))[25]
     (out / "shard-000003.tar").unlink()
@@ -367,10 +372,7 @@ def test_corrupt_shard_in_a_stream_is_a_one_line_error(sharded, workers):
 
 def test_changed_bytes_in_a_stream_fail_the_checksum(sharded):
     _, out, _ = sharded
-    shard = out / "shard-000000.tar"
-    raw = bytearray(shard.read_bytes())
-    raw[700] ^= 0xFF  # inside the first sample's pixels: still a valid tar
-    shard.write_bytes(bytes(raw))
+    _flip_byte(out / "shard-000000.tar", 700)  # inside the first sample's pixels
     with pytest.raises(DataError, match=r"shard-000000\.tar: checksum mismatch"):
         list(_stream(out)._stream_shard(0, lambda i: True))
     assert len(list(_stream(out, verify=False)._stream_shard(0, lambda i: True))) == 10

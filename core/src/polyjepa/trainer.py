@@ -546,11 +546,10 @@ class Trainer:
                 dist: DistInfo) -> tuple[float, float, int]:
         was_training = enc.training
         enc.eval()
-        chunks = []
+        chunks, pool = [], encoder_pool(enc)
         for batch in eval_loader(dataset, self.s.eval_batch_size, indices):
             batch = move_to(batch, dist.device)
-            chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch),
-                                      encoder_pool(enc)).cpu())
+            chunks.append(pool_tokens(enc(batch).float(), batch_valid(batch), pool).cpu())
         enc.train(was_training)
         z = torch.cat(chunks).double()
         rank = float(effective_rank(z))
