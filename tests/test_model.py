@@ -151,3 +151,21 @@ def test_covariance_penalty_counts_correlated_dimensions_only():
     valid = torch.cat([torch.ones(4, 500), torch.zeros(4, 500)], dim=1).bool()
     assert float(covariance_penalty(mixed, valid)) == pytest.approx(
         float(covariance_penalty(independent)), rel=1e-5)
+
+
+@pytest.mark.parametrize("patch", [2, 16])
+def test_untrained_patch_tokens_carry_content_whatever_the_patch_size(core_only, patch):
+    x = torch.randn(32, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    ratio = testing.check_token_scale("vit", {"x": x}, in_chans=1, ndim=2, patch_size=patch,
+                                      embed_dim=64, depth=1, num_heads=2, token_scale=0.5)
+    assert ratio > 0.75  # content of std 0.5 beside sin-cos positions of std ~0.5
+
+
+def test_token_scale_check_fails_on_position_dominated_tokens(core_only):
+    torch.manual_seed(0)
+    # ViT's std 0.02 (token_scale=None) on 4-value patches: content ~0.04, positions ~0.5
+    enc = pj.PatchEncoder(in_chans=1, patch_size=2, ndim=2, embed_dim=64, depth=1,
+                          num_heads=2)
+    x = torch.randn(32, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(AssertionError, match="more with position than with the sample"):
+        testing.check_token_scale(enc, {"x": x})

@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "PatchEncoder": "polyjepa.encoder",
     "transformer_blocks": "polyjepa.encoder",
     "init_weights": "polyjepa.encoder",
+    "init_token_embedding": "polyjepa.encoder",
     "TransformerPredictor": "polyjepa.predictor",
     "Masks": "polyjepa.maskers",
     "MultiBlockMasker": "polyjepa.maskers",

@@ -174,6 +174,7 @@ class SignalEncoder(pj.TokenEncoder):
         self.channels, self.patch = int(channels), int(patch)
         self.proj = nn.Linear(self.patch, embed_dim)
         pj.init_weights(self)
+        pj.init_token_embedding(self.proj)  # content on the positions' scale
 
     def grid(self, batch: Any) -> tuple[int, ...]:
         x = batch["x"]
@@ -266,6 +267,8 @@ def test_contracts():
     testing.check_dataset("{name}.signals")
     testing.check_encoder("{name}.encoder", _batch(), channels=3, patch=16, embed_dim=32,
                           depth=1, num_heads=2)
+    testing.check_token_scale("{name}.encoder", _batch(), channels=3, patch=16,
+                              embed_dim=32, depth=1, num_heads=2)
     testing.check_masker("{name}.spans", (3, 8), batch_size=4)
     testing.check_recipe("{name}")
 

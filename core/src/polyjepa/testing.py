@@ -13,7 +13,8 @@ checks of your own.
 
 from __future__ import annotations
 
-__all__ = ["check_masks", "check_masker", "check_encoder", "check_predictor",
+__all__ = ["check_masks", "check_masker", "check_encoder", "check_token_scale",
+           "check_predictor",
            "check_dataset", "check_same_samples", "check_evaluator", "check_recipe",
            "tiny_train",
            "shared_data", "shared_data_or_skip"]
@@ -151,6 +152,42 @@ def check_encoder(name: str, batch: dict[str, Any], **kwargs: Any) -> Any:
         if not torch.equal(full, again):
             raise _fail(what, "two forward passes in eval mode differ")
     return enc
+
+
+def check_token_scale(name: str | torch.nn.Module, batch: dict[str, Any],
+                      min_ratio: float = 0.25, **kwargs: Any) -> float:
+    """An untrained encoder's tokens must vary with the sample, not only with position.
+
+    Content is the spread of a token across the batch's samples at a fixed position,
+    position the spread of the per-position mean tokens across the grid (valid tokens
+    only, averaged over dimensions). If content is far below position, an untrained
+    encoder outputs mostly where a token is, and short pre-training runs cannot make up
+    for it (see :func:`polyjepa.init_token_embedding`). ``name`` is a registered
+    encoder (built with ``kwargs``) or an encoder instance. Returns the ratio.
+    """
+    what = f"encoder {name!r}" if isinstance(name, str) else type(name).__name__
+    torch.manual_seed(0)
+    enc = (create_encoder(name, **kwargs) if isinstance(name, str) else name).eval()
+    with torch.no_grad():
+        tok = enc.tokenize(batch).float()
+    if tok.shape[0] < 2:
+        raise _fail(what, "check_token_scale needs a batch of at least 2 samples")
+    valid = batch.get("valid")
+    w = (torch.ones(tok.shape[:2]) if valid is None
+         else valid.reshape(tok.shape[0], -1).float()).unsqueeze(-1)
+    n = w.sum(0).clamp(min=1)
+    mean = (tok * w).sum(0) / n
+    content = (((tok - mean) ** 2 * w).sum(0) / n).sqrt()
+    seen = w.sum(0).squeeze(-1) >= 2
+    if not bool(seen.any()):
+        raise _fail(what, "no position is valid in two samples of the batch")
+    ratio = float(content[seen].mean() / mean[seen].std(dim=0).mean().clamp(min=1e-12))
+    if ratio < min_ratio:
+        raise _fail(what, f"untrained tokens vary {1 / ratio:.1f}x more with position than "
+                          f"with the sample (content/position {ratio:.3f} < {min_ratio}); "
+                          "initialise the content embedding with "
+                          "polyjepa.init_token_embedding")
+    return ratio
 
 
 def check_predictor(name: str, embed_dim: int = 32, grid: tuple[int, ...] = (4, 4),

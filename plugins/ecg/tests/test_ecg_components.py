@@ -145,3 +145,18 @@ def test_recipes():
     for name in ("ecg", "ecg.ptbxl", "ecg.beats", "ecg.rhythm"):
         testing.check_recipe(name)
     assert testing.check_recipe("ecg")["demo"]["kind"] == "real"
+
+
+def test_untrained_tokens_carry_the_beat_not_only_its_position(tmp_path):
+    """Beat windows of simulated patients, read as the beats recipe reads them: a
+    20-sample patch's content must not drown under the sin-cos time positions."""
+    import polyjepa as pj
+    from polyjepa_ecg.simulate import write_pvc_records
+
+    write_pvc_records(tmp_path, patients=1, seconds=30.0, seed=0)
+    ds = pj.create_dataset("ecg.wfdb", str(tmp_path), mode="beats", fs=250.0, window=2.4,
+                           patch_size=20, leads="record")
+    batch = pj.collate([ds[i] for i in range(min(len(ds), 24))])
+    ratio = testing.check_token_scale("ecg.vit", batch, num_leads=batch["x"].shape[1],
+                                      patch_size=20, embed_dim=64, depth=1, num_heads=4)
+    assert ratio > 0.5

@@ -214,3 +214,9 @@ def test_plugin_module_is_cheap_to_import():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout.strip()
     assert out == "[]"
+
+
+def test_untrained_tokens_carry_the_pillar_not_only_its_position(kitti_dataset):
+    """Nine pillar features through a two-layer net: with ViT's std-0.02 init their
+    token was ~100x smaller than the pillar's sin-cos position."""
+    testing.check_token_scale("lidar.pillar", _batch(kitti_dataset, 8), **ENC)

@@ -166,3 +166,9 @@ def test_recipe_and_quality_keys_are_factory_arguments() -> None:
         masker = polyjepa.create_masker(name, **{k: v for k, v in cfg["masker"].items()
                                                  if k != "name"})
         assert masker.temporal_scale == (0.5, 1.0) and masker.min_context == 2
+
+
+def test_untrained_tokens_carry_the_tubelet_not_only_its_position() -> None:
+    ratio = testing.check_token_scale("video.vit", _batch(b=8), embed_dim=32, depth=1,
+                                      num_heads=2, patch_size=8, tubelet=2)
+    assert ratio > 0.5

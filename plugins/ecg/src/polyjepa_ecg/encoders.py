@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from polyjepa import TokenEncoder, init_weights, sincos_pos_embed
+from polyjepa import TokenEncoder, init_token_embedding, init_weights, sincos_pos_embed
 
 
 class ECGEncoder(TokenEncoder):
@@ -25,7 +25,11 @@ class ECGEncoder(TokenEncoder):
     row-major by lead. A patch is embedded by one linear map shared by all leads; each
     token gets a learned embedding of its lead (lead identity, e.g. the standard 12-lead
     order) plus a fixed sin-cos embedding of its time position. ``valid [B, L * n]`` in the
-    batch masks the tokens of absent leads out of attention and pooling.
+    batch masks the tokens of absent leads out of attention and pooling. The patch
+    embedding starts at the positions' scale (``token_scale``, see
+    :func:`polyjepa.init_token_embedding`): with ViT's std of 0.02 a 20-sample patch's
+    content was a fifth of its position's, and on unseen patients the untrained encoder's
+    PVC probe read 0.656 (real) / 0.716 (simulated) instead of 0.735 / 0.840.
 
     Differences from ECG-JEPA: the lead position is a learned embedding (any lead set,
     not a fixed 8-lead order with 2-D sin-cos positions), and attention is full, without
@@ -34,13 +38,14 @@ class ECGEncoder(TokenEncoder):
 
     def __init__(self, num_leads: int = 12, patch_size: int = 25, embed_dim: int = 192,
                  depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0):
+                 drop_path: float = 0.0, token_scale: float = 0.5):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.num_leads = int(num_leads)
         self.patch_size = int(patch_size)
         self.patch_embed = nn.Linear(self.patch_size, embed_dim)
         self.lead_embed = nn.Parameter(torch.zeros(self.num_leads, embed_dim))
         init_weights(self)
+        init_token_embedding(self.patch_embed, token_scale)
         nn.init.trunc_normal_(self.lead_embed, std=0.02)
 
     def _input(self, batch: Any) -> torch.Tensor:

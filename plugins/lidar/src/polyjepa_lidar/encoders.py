@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from polyjepa import TokenEncoder, init_weights, sincos_pos_embed
+from polyjepa import TokenEncoder, init_token_embedding, init_weights, sincos_pos_embed
 
 from .pillars import FEATURES
 
@@ -24,12 +24,16 @@ class PillarEncoder(TokenEncoder):
     Input ``x [B, F, X, Y]`` of pillar features; the grid is ``(X, Y)``. A small MLP embeds
     each pillar, fixed 2-D sin-cos positions are added, and empty pillars (``valid`` False)
     get a learned empty token; they are key-padded in attention by the base class, so the
-    transformer runs on the kept occupied pillars only.
+    transformer runs on the kept occupied pillars only. The pillar net starts at the
+    positions' scale (``token_scale``, :func:`polyjepa.init_token_embedding`): with ViT's
+    std of 0.02 nine features through two layers gave content 100x smaller than the
+    position, and the frozen encoders' pillar probe read 0.36 on the real LAS tile
+    instead of 0.45.
     """
 
     def __init__(self, in_feats: int = len(FEATURES), embed_dim: int = 192, depth: int = 6,
                  num_heads: int = 6, mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 hidden: int | None = None):
+                 hidden: int | None = None, token_scale: float = 0.5):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         self.in_feats = int(in_feats)
         hidden = int(hidden or embed_dim)
@@ -37,6 +41,7 @@ class PillarEncoder(TokenEncoder):
                                         nn.Linear(hidden, embed_dim))
         self.empty_token = nn.Parameter(torch.zeros(embed_dim))
         init_weights(self)
+        init_token_embedding(self.pillar_net, token_scale)
         self._pos: dict[tuple[int, int], torch.Tensor] = {}
 
     def _input(self, batch: Any) -> torch.Tensor:
