@@ -59,6 +59,21 @@ def test_encoder_tokens(tables):
         enc.grid({"x": torch.zeros(2, 5)})
 
 
+def test_untrained_numeric_tokens_keep_magnitude_not_only_sign():
+    """One standard deviation and three must give different output tokens: with a zero
+    bias the layer norms map every value past ~1 sd to the same direction."""
+    torch.manual_seed(0)
+    enc = create_encoder("tabular.transformer", n_features=10, embed_dim=64, depth=2,
+                         num_heads=4).eval()
+    x = torch.zeros(3, 10)
+    x[:, 0] = torch.tensor([1.0, 3.0, -1.0])
+    with torch.no_grad():
+        out = enc({"x": x})[:, 0]
+    cos = torch.nn.functional.cosine_similarity
+    assert float(cos(out[0], out[1], dim=0)) < 0.95
+    assert float(cos(out[0], out[2], dim=0)) < float(cos(out[0], out[1], dim=0))
+
+
 @pytest.mark.parametrize("cards", [[4, 0, 0], [0, 3, 0, 5, 0], [2, 3], [0, 0, 6]])
 def test_categorical_columns_anywhere(cards):
     """Numeric features after the last categorical one used to look up a row past the end
@@ -90,9 +105,9 @@ def test_reg_tokens_take_part_and_are_dropped(tables):
                          reg_tokens=2, **ds.encoder_hints).eval()
     out = enc(batch)
     assert out.shape == (6, 14, 16)
-    with torch.no_grad():
-        enc.reg.add_(1.0)
-    assert not torch.allclose(enc(batch), out)  # they attend with the features
+    with torch.no_grad():  # not a constant shift, which the layer norms would cancel
+        enc.reg.add_(torch.randn(enc.reg.shape, generator=torch.Generator().manual_seed(0)))
+    assert not torch.allclose(enc(batch), out, atol=1e-4)  # they attend with the features
 
 
 def test_masker_contract_and_sizes():

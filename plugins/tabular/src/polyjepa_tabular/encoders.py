@@ -65,7 +65,12 @@ class FeatureTokenEncoder(TokenEncoder):
         for p in (self.num_weight, self.cat_embed.weight, self.missing_token,
                   self.feature_embed, *( [self.reg] if self.reg is not None else [])):
             nn.init.trunc_normal_(p, std=0.02)
+        # weight and bias at the same scale, as FT-Transformer initialises its numerical
+        # embeddings: with a zero bias, every value of at least ~1 sd pointed the token
+        # the same way and the layer norms kept only its sign (an untrained token for v=1
+        # and v=3: cosine 0.98; now 0.88); random init's MLP probe on diabetes 0.20 -> 0.29
         nn.init.trunc_normal_(self.num_weight, std=1.0 / d ** 0.5)
+        nn.init.trunc_normal_(self.num_bias, std=1.0 / d ** 0.5)
 
     def _inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         if isinstance(batch, dict):
