@@ -1,4 +1,4 @@
-"""Quality tasks of polyjepa-tabular: scikit-learn's bundled real tables.
+"""Quality tasks of polyjepa-tabular: real tables that scikit-learn and statsmodels ship.
 
 Probe: an MLP on frozen embeddings (T-JEPA's downstream model), scored by accuracy or R^2
 on a held-out quarter of the rows (one split per seed). Baselines on the same split: the
@@ -12,13 +12,21 @@ from __future__ import annotations
 import polyjepa as pj
 from polyjepa_tabular.quality import table_task
 
-TABLES = {  # all real data shipped with scikit-learn
+TABLES = {  # all real data, shipped with scikit-learn or (the larger ones) statsmodels
     "breast_cancer": "569 tumours, 30 features, benign/malignant",
     "wine": "178 wines, 13 features, 3 cultivars",
     "digits": "1,797 8x8 digit images as 64 features, 10 classes",
     "diabetes": "442 patients, 10 features, disease progression (regression)",
+    "statsmodels:fair": "6,366 women, 8 features, any extramarital affair",
+    "statsmodels:randhie": "20,190 person-years, 9 features, any outpatient visit",
 }
 
 
 def tasks() -> list[pj.QualityTask]:
-    return [table_task(name, steps=100, regression=name == "diabetes") for name in TABLES]
+    """Every table; the statsmodels ones only where statsmodels is installed (the quality
+    session installs it)."""
+    import importlib.util
+
+    have_statsmodels = importlib.util.find_spec("statsmodels") is not None
+    return [table_task(name, steps=100, regression=name == "diabetes") for name in TABLES
+            if have_statsmodels or not name.startswith("statsmodels:")]

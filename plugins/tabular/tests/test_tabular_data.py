@@ -106,6 +106,22 @@ def test_sklearn_sets():
         create_dataset("tabular.sklearn", "iris_typo")
 
 
+def test_statsmodels_tables_by_name():
+    """The larger real tables the statsmodels wheel ships, read from its CSV files."""
+    import importlib.util
+
+    with pytest.raises(DataError, match="statsmodels:affairs: unknown bundled table"):
+        create_dataset("tabular.table", "statsmodels:affairs")
+    if importlib.util.find_spec("statsmodels") is None:
+        pytest.skip("statsmodels is not installed")
+    ds = create_dataset("tabular.table", "statsmodels:fair")
+    assert ds.source == "statsmodels:fair" and ds.task == "classification"
+    assert len(ds) == 6366 and ds.x.shape == (6366, 8)
+    assert ds.state["target"]["classes"] == ["0", "1"]
+    assert 0.3 < float(ds.extras["y"].float().mean()) < 0.35  # 2,053 of 6,366 had an affair
+    assert len(create_dataset("tabular.table", "statsmodels:randhie")) == 20190
+
+
 def test_bundled_names_in_table_reader(tmp_path, monkeypatch):
     """The plain reader takes a bundled table's name, so the default recipe runs on it."""
     ds = create_dataset("tabular.table", "iris")

@@ -1,4 +1,6 @@
-"""scikit-learn's bundled real tables, read by name (``"wine"`` or ``"sklearn:wine"``)."""
+"""Real tables that installed packages ship, read by name: scikit-learn's (``"wine"`` or
+``"sklearn:wine"``) and, when statsmodels is installed, larger survey tables from its
+datasets (``"statsmodels:fair"``)."""
 
 from __future__ import annotations
 
@@ -18,15 +20,29 @@ SKLEARN_SETS = {
     "linnerud": ("load_linnerud", "regression"),
 }
 
+# name: (column, description); the label ("target") is whether the column is above zero
+STATSMODELS_SETS = {
+    "fair": ("affairs", "any extramarital affair, 6,366 women of a 1974 magazine survey "
+                        "(Fair, 1978), 8 features"),
+    "randhie": ("mdvis", "any outpatient visit, 20,190 person-years of the RAND Health "
+                         "Insurance Experiment, 9 features"),
+}
+
 
 def bundled_name(data: Any) -> str | None:
-    """The bundled table that ``data`` names (``"wine"`` or ``"sklearn:wine"``), if any.
+    """The bundled table that ``data`` names (``"wine"``, ``"sklearn:wine"`` or
+    ``"statsmodels:fair"``), if any; statsmodels tables keep their prefix.
 
     A plain name counts only when no file of that name exists, so a local file called
     ``wine`` is still read as a file.
     """
     if not isinstance(data, str):
         return None
+    if data.startswith("statsmodels:"):
+        if data.split(":", 1)[1] not in STATSMODELS_SETS:
+            raise DataError(f"{data}: unknown bundled table; choose one of "
+                            f"{', '.join('statsmodels:' + n for n in STATSMODELS_SETS)}")
+        return data
     if data.startswith("sklearn:"):
         name = data.split(":", 1)[1]
         if name not in SKLEARN_SETS:
@@ -59,4 +75,36 @@ def sklearn_frame(name: str) -> Any:
     frame = pd.DataFrame(np.asarray(bunch.data, np.float64), columns=cols)
     target = np.asarray(bunch.target)
     frame["target"] = target[:, 0] if target.ndim == 2 else target
+    return frame
+
+
+def bundled_task(name: str) -> str:
+    """``classification`` or ``regression`` for a name :func:`bundled_name` returned."""
+    return "classification" if name.startswith("statsmodels:") else SKLEARN_SETS[name][1]
+
+
+def bundled_frame(name: str) -> tuple[Any, str]:
+    """The table :func:`bundled_name` returned, with a ``target`` column, and its source."""
+    if name.startswith("statsmodels:"):
+        return statsmodels_frame(name.split(":", 1)[1]), name
+    return sklearn_frame(name), f"sklearn:{name}"
+
+
+def statsmodels_frame(name: str) -> Any:
+    """One of :data:`STATSMODELS_SETS`, read from the CSV file the statsmodels wheel ships,
+    with ``target`` = whether its count column is above zero (that column dropped)."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.find_spec("statsmodels")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"statsmodels:{name}: the table ships with statsmodels, which is not "
+                        "installed (pip install statsmodels)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / name / f"{name}.csv"
+    if not path.is_file():
+        raise DataError(f"statsmodels:{name}: {path} is missing from the installed statsmodels")
+    column = STATSMODELS_SETS[name][0]
+    frame = pd.read_csv(path)
+    frame["target"] = (frame.pop(column).astype(float) > 0).astype(np.int64)
     return frame

@@ -33,7 +33,7 @@ import torch
 
 from polyjepa import ArrayDataset, DataError, StackedSamples, warn
 
-from .bundled import SKLEARN_SETS, bundled_name, sklearn_frame
+from .bundled import SKLEARN_SETS, bundled_frame, bundled_name, bundled_task, sklearn_frame
 from .io import CSV_SUFFIXES, read_frame, table_suffix
 from .schema import (
     SCHEMA_VERSION,
@@ -62,15 +62,16 @@ def read_table(data: Any, target: str | None, task: str,
     """Read: ``data`` (a file, DataFrame, 2-D array, dict of columns or a bundled table's
     name) as a :class:`Table`, with the target column and task it implies.
 
-    A bundled scikit-learn table brings its own label column (``target``) and task.
+    A bundled table (scikit-learn's, statsmodels') brings its own label column (``target``)
+    and task.
     """
     bundled = bundled_name(data)
     if bundled is None:
         return Table(*read_frame(data, sep)), target, task
-    # a bundled scikit-learn table by name: its label column is "target"
+    # a bundled table by name: its label column is "target"
     if task == "auto":
-        task = SKLEARN_SETS[bundled][1]
-    return Table(sklearn_frame(bundled), f"sklearn:{bundled}"), target or "target", task
+        task = bundled_task(bundled)
+    return Table(*bundled_frame(bundled)), target or "target", task
 
 
 def check_options(source: str, missing: str, task: str) -> None:

@@ -50,12 +50,14 @@ def gbdt(ctx: pj.EvalContext) -> float:
 
 def table_task(name: str, steps: int = 100, regression: bool = False,
                overrides: dict | None = None) -> pj.QualityTask:
-    """The comparison on one of scikit-learn's bundled tables."""
+    """The comparison on a bundled table: one of scikit-learn's by name, or
+    ``"statsmodels:NAME"``."""
+    reader = "tabular.table" if name.startswith("statsmodels:") else "tabular.sklearn"
     return pj.QualityTask(
-        domain="tabular", name=name, recipe="tabular", data=name,
+        domain="tabular", name=name.split(":")[-1], recipe="tabular", data=name,
         metric="R2 (MLP)" if regression else "accuracy (MLP)", probe=mlp_probe, steps=steps,
         baselines={"raw + MLP": pj.features_baseline(raw_features, mlp_probe), "GBDT": gbdt},
-        overrides={"dataset.name": "tabular.sklearn", "train.batch_size": 128,
+        overrides={"dataset.name": reader, "train.batch_size": 128,
                    "train.warmup_steps": 10, **(overrides or {})})
 
 
