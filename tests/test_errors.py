@@ -53,7 +53,8 @@ def test_bad_override_on_the_command_line_is_one_line(tmp_path, cli):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "polyjepa pretrain: error: unknown setting encoder.depht: encoder 'vit' takes "
-        "in_chans, patch_size, ndim, embed_dim, depth, num_heads, mlp_ratio, drop_path. "
+        "in_chans, patch_size, ndim, embed_dim, depth, num_heads, mlp_ratio, drop_path, "
+        "token_scale. "
         "Did you mean 'depth'?"]
     assert not (tmp_path / "r").exists()
 

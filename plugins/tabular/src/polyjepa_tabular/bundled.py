@@ -20,13 +20,11 @@ SKLEARN_SETS = {
     "linnerud": ("load_linnerud", "regression"),
 }
 
-# name: (column, description); the label ("target") is whether the column is above zero
-STATSMODELS_SETS = {
-    "fair": ("affairs", "any extramarital affair, 6,366 women of a 1974 magazine survey "
-                        "(Fair, 1978), 8 features"),
-    "randhie": ("mdvis", "any outpatient visit, 20,190 person-years of the RAND Health "
-                         "Insurance Experiment, 9 features"),
-}
+# name: the count column whose being above zero is the label ("target"); fair: any
+# extramarital affair, 6,366 women of a 1974 magazine survey (Fair, 1978), 8 features;
+# randhie: any outpatient visit, 20,190 person-years of the RAND Health Insurance
+# Experiment, 9 features
+STATSMODELS_SETS = {"fair": "affairs", "randhie": "mdvis"}
 
 
 def bundled_name(data: Any) -> str | None:
@@ -104,7 +102,7 @@ def statsmodels_frame(name: str) -> Any:
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / name / f"{name}.csv"
     if not path.is_file():
         raise DataError(f"statsmodels:{name}: {path} is missing from the installed statsmodels")
-    column = STATSMODELS_SETS[name][0]
+    column = STATSMODELS_SETS[name]
     frame = pd.read_csv(path)
     frame["target"] = (frame.pop(column).astype(float) > 0).astype(np.int64)
     return frame
