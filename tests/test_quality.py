@@ -160,3 +160,56 @@ def test_builtin_demo_compares_on_digits(core_only, tmp_path):
     assert run["config"]["target"]["kind"] == "sigreg"  # the demo's own settings
     assert "| digits | real | accuracy (linear probe) | 2 |" in \
         (tmp_path / "demo" / "quality.md").read_text()
+
+
+def test_trend_runs_ladder_then_data_shares():
+    assert pj.trend_runs(10) == [(10, 1.0), (40, 1.0), (160, 1.0), (40, 0.25), (40, 0.5)]
+    assert pj.trend_runs(3, "1,2", "0.5,1", fraction_factor=1) == [(3, 1.0), (6, 1.0),
+                                                                    (3, 0.5)]
+
+
+def test_data_fraction_trains_on_a_seeded_share(core_only, tmp_path, monkeypatch):
+    from polyjepa import trainer
+    from polyjepa.data import training_subset
+
+    ds = list(range(40))
+    part = training_subset(ds, 0.25, seed=3)
+    assert len(part) == 10 and list(part.indices) == sorted(part.indices)
+    assert list(training_subset(ds, 0.25, seed=3).indices) == list(part.indices)
+    assert list(training_subset(ds, 0.25, seed=4).indices) != list(part.indices)
+    assert training_subset(ds, 1.0, seed=3) is ds
+    seen = []
+    real_loader = trainer.train_loader
+    monkeypatch.setattr(trainer, "train_loader",
+                        lambda dataset, *a, **k: seen.append(dataset) or real_loader(dataset, *a, **k))
+    data = str(_images(tmp_path / "d.npz", n=64))
+    pj.pretrain("array", data=data, out=tmp_path / "r", progress=False,
+                overrides={**TINY, "train.steps": 2, "train.data_fraction": 0.25})
+    assert len(seen) == 1 and len(seen[0]) == 16
+    with pytest.raises(pj.ConfigError, match=r"train\.data_fraction must lie in \(0, 1\]"):
+        pj.pretrain("array", data=data, out=tmp_path / "bad", progress=False,
+                    overrides={**TINY, "train.steps": 2, "train.data_fraction": 0})
+
+
+def test_trend_pairs_each_run_with_random_init(core_only, tmp_path):
+    from polyjepa.trend import trend_summary
+
+    task = pj.QualityTask(domain="core", name="digits-parity", recipe="array",
+                          data=str(_images(tmp_path / "d.npz")), probe=_probe,
+                          metric="accuracy", steps=2, overrides=TINY)
+    rows = pj.run_quality_task(task, tmp_path / "runs", seeds=(0, 1), checkpoints=1,
+                               runs=[(2, 1.0), (4, 1.0), (4, 0.5)], log=lambda _: None)
+    info = json.loads((tmp_path / "runs" / "digits-parity-4-f0.5-s1" / "run.json").read_text())
+    assert info["config"]["train"]["data_fraction"] == 0.5
+    # the quality table keeps to runs on all the data
+    assert [s["steps"] for s in summarise(rows)] == [2, 4]
+    lines = {(s["steps"], s["fraction"]): s for s in trend_summary(rows)}
+    assert sorted(lines) == [(2, 1.0), (4, 0.5), (4, 1.0)]
+    value = {(r["method"], r["steps"], r.get("fraction"), r["seed"]): r["value"] for r in rows}
+    gaps = [value[("pretrained", 4, 0.5, s)] - value[("random init", 0, None, s)]
+            for s in (0, 1)]
+    assert lines[(4, 0.5)]["gap"][0] == pytest.approx(np.mean(gaps))
+    assert lines[(4, 0.5)]["wins"] == (sum(g > 0 for g in gaps), 2)
+    md, png = pj.write_trend_report(rows, tmp_path / "trend")
+    assert "| 4 | 50% |" in md.read_text() and "| 2 | 100% |" in md.read_text()
+    assert png.stat().st_size > 1000

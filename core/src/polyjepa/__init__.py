@@ -56,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "features_baseline": "polyjepa.quality",
     "run_quality_task": "polyjepa.quality",
     "write_quality_report": "polyjepa.quality",
+    "write_trend_report": "polyjepa.trend",
+    "trend_runs": "polyjepa.trend",
     "default_config": "polyjepa.config",
     "load_config_file": "polyjepa.config",
     # building blocks for plugins

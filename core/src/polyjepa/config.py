@@ -64,6 +64,9 @@ def default_config() -> dict[str, Any]:
             # have the highest centred RankMe (a label-free choice; it is kept on disk)
             "select": "last",
             "num_workers": 0,
+            # the share of the dataset pre-training draws its batches from (0 < f <= 1),
+            # a subset the seed chooses: for studies of how pre-training scales with data
+            "data_fraction": 1.0,
             # "ddp" (replicas) or "fsdp" (FSDP2: parameters, gradients and optimizer state
             # sharded over the ranks, for models too big for one device); used under torchrun
             "strategy": "ddp",

@@ -112,6 +112,26 @@ def train_loader(dataset: Dataset, global_batch_size: int, seed: int, start: int
                       collate_fn=collate, persistent_workers=num_workers > 0)
 
 
+def training_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """The share ``fraction`` of ``dataset`` that pre-training draws from (``train.data_fraction``).
+
+    The samples are a seeded choice (the same for a run and its resume), kept in dataset
+    order; ``fraction = 1`` returns ``dataset`` itself. At least one sample is kept. A
+    streaming dataset cannot be subset this way.
+    """
+    if fraction >= 1:
+        return dataset
+    if callable(getattr(dataset, "stream", None)) or isinstance(dataset, IterableDataset):
+        raise ConfigError(f"train.data_fraction = {fraction}: {type(dataset).__name__} "
+                          "streams its samples, so a share of them cannot be chosen; "
+                          "point the run at fewer shards instead")
+    n = len(dataset)
+    k = max(1, round(n * fraction))
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 7_919)
+    keep = sorted(torch.randperm(n, generator=g)[:k].tolist())
+    return torch.utils.data.Subset(dataset, keep)
+
+
 def eval_loader(dataset: Dataset, batch_size: int, indices: list[int] | None = None,
                 num_workers: int = 0) -> DataLoader:
     """Sequential batches over the dataset (or a subset), in order."""

@@ -83,7 +83,8 @@ def _context(encoder: Any, dataset: Any, seed: int, batch_size: int,
 
 def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] = (0, 1, 2),
                      factor: int = 4, checkpoints: int = 4, progress: bool = False,
-                     log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                     log: Callable[[str], None] = print,
+                     runs: Sequence[tuple[int, float]] | None = None) -> list[dict[str, Any]]:
     """Run one task; returns one row per (method, steps, seed) score.
 
     Rows hold ``domain, dataset, kind, metric, method, steps, seed, value`` and, for the
@@ -91,6 +92,11 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
     ``best`` (the best probe among the run's ``checkpoints`` kept checkpoints) and
     ``hit`` (whether the RankMe choice scored as well as the best). A probe that finds
     its targets in the dataset itself (next-item ranking) sets ``needs_labels = False``.
+
+    The pre-training runs are ``N`` and ``factor * N`` steps on all the data, or the
+    ``(steps, data_fraction)`` pairs of ``runs`` (``train.data_fraction``: how the gain
+    scales with data; the probe always sees the whole labelled set). Pretrained rows
+    hold ``fraction``.
     """
     from .api import load_encoder, pretrain
     from .build import build_dataset
@@ -100,19 +106,22 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
     root = Path(root)
     labelled = bool(getattr(task.probe, "needs_labels", True))
     base = {"domain": task.domain, "dataset": task.name, "kind": task.kind,
-            "metric": task.metric}
+            "metric": task.metric, "higher_is_better": bool(task.higher_is_better)}
     rows: list[dict[str, Any]] = []
-    lengths = sorted({int(task.steps), int(task.steps) * int(factor)})
+    if runs is None:
+        runs = [(n, 1.0) for n in sorted({int(task.steps), int(task.steps) * int(factor)})]
     for seed in seeds:
         dataset = ctx = None
-        for steps in lengths:
+        for steps, fraction in runs:
             every = max(1, steps // max(1, checkpoints))
-            run = pretrain(task.recipe, data=task.data, out=root / f"{task.name}-{steps}-s{seed}",
-                           progress=progress,
+            part = f"-f{fraction:g}" if fraction < 1 else ""
+            run = pretrain(task.recipe, data=task.data,
+                           out=root / f"{task.name}-{steps}{part}-s{seed}", progress=progress,
                            overrides={**task.overrides, "train.seed": int(seed),
                                       "train.select": "rankme",
                                       "train.checkpoint_every": every,
-                                      "train.keep_checkpoints": checkpoints + 1},
+                                      "train.keep_checkpoints": checkpoints + 1,
+                                      "train.data_fraction": float(fraction)},
                            steps=steps)
             cfg = run.config
             bs = TrainSettings.from_config(cfg).eval_batch_size
@@ -134,7 +143,7 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             last_step = checkpoint_step(final)
             scores = {last_step: float(task.probe(last))}
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
-                         "value": scores[last_step],
+                         "fraction": float(fraction), "value": scores[last_step],
                          "rankme": centred_rank(last.embeddings)})
             # every kept checkpoint: is the label-free choice the best probe?
             for ck in kept_checkpoints(run.path):
@@ -147,9 +156,10 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             if len(scores) > 1 and chosen in scores:  # a choice needs two candidates
                 best = max(scores.values()) if task.higher_is_better else min(scores.values())
                 rows.append({**base, "method": "rankme choice", "steps": steps, "seed": seed,
-                             "value": scores[chosen], "best": best, "chosen_step": chosen,
+                             "fraction": float(fraction), "value": scores[chosen], "best": best, "chosen_step": chosen,
                              "hit": bool(math.isclose(scores[chosen], best, abs_tol=1e-12))})
-            log(f"[{task.domain}/{task.name}] seed {seed}, {steps} steps: pretrained "
+            share = f" on {fraction:.0%} of the data" if fraction < 1 else ""
+            log(f"[{task.domain}/{task.name}] seed {seed}, {steps} steps{share}: pretrained "
                 f"{scores[last_step]:.3f}")
     return rows
 
@@ -194,6 +204,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
+        if r.get("fraction", 1.0) < 1:  # data-size runs belong to the trend report
+            continue
         keyed.setdefault((r["domain"], r["dataset"]), []).append(r)
     out = []
     for (domain, dataset), rs in keyed.items():

@@ -40,6 +40,7 @@ class TrainSettings:
     keep_checkpoints: int
     select: str
     num_workers: int
+    data_fraction: float
     strategy: str
     loggers: tuple[str, ...]
     compile: bool

@@ -53,7 +53,7 @@ from .checkpoint import (
 from .checks import check_masks, check_tokens
 from .config import data_for_json, default_config
 from .cpualloc import keep_freed_memory
-from .data import eval_loader, move_to, train_loader
+from .data import eval_loader, move_to, train_loader, training_subset
 from .distributed import (
     DistInfo,
     all_gather_cat,
@@ -357,7 +357,8 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(
                 jepa, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
                 broadcast_buffers=False)
-        loader = iter(train_loader(dataset, s.batch_size, s.seed, start * s.accumulate,
+        loader = iter(train_loader(training_subset(dataset, s.data_fraction, s.seed),
+                                   s.batch_size, s.seed, start * s.accumulate,
                                    dist.rank, dist.world, s.num_workers))
         session = _Session(
             dist=dist, dataset=dataset, resolved=resolved, info=info, jepa=jepa, model=model,

@@ -175,6 +175,9 @@ def _check_values(config: dict[str, Any]) -> None:
     momentum = get("target.momentum")
     if isinstance(momentum, (int, float)) and not 0 <= momentum <= 1:
         raise ConfigError(f"target.momentum must lie in [0, 1], got {momentum!r}")
+    fraction = get("train.data_fraction")
+    if isinstance(fraction, (int, float)) and not 0 < fraction <= 1:
+        raise ConfigError(f"train.data_fraction must lie in (0, 1], got {fraction!r}")
 
 
 def check_config(config: dict[str, Any]) -> None:

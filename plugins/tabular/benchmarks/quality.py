@@ -10,6 +10,7 @@ and baselines live in ``polyjepa_tabular.quality``. Run through
 from __future__ import annotations
 
 import polyjepa as pj
+from polyjepa_tabular.bundled import statsmodels_dir
 from polyjepa_tabular.quality import table_task
 
 TABLES = {  # all real data, shipped with scikit-learn or (the larger ones) statsmodels
@@ -25,8 +26,6 @@ TABLES = {  # all real data, shipped with scikit-learn or (the larger ones) stat
 def tasks() -> list[pj.QualityTask]:
     """Every table; the statsmodels ones only where statsmodels is installed (the quality
     session installs it)."""
-    import importlib.util
-
-    have_statsmodels = importlib.util.find_spec("statsmodels") is not None
+    have_statsmodels = statsmodels_dir() is not None
     return [table_task(name, steps=100, regression=name == "diabetes") for name in TABLES
             if have_statsmodels or not name.startswith("statsmodels:")]

@@ -108,11 +108,11 @@ def test_sklearn_sets():
 
 def test_statsmodels_tables_by_name():
     """The larger real tables the statsmodels wheel ships, read from its CSV files."""
-    import importlib.util
+    from polyjepa_tabular.bundled import statsmodels_dir
 
     with pytest.raises(DataError, match="statsmodels:affairs: unknown bundled table"):
         create_dataset("tabular.table", "statsmodels:affairs")
-    if importlib.util.find_spec("statsmodels") is None:
+    if statsmodels_dir() is None:
         pytest.skip("statsmodels is not installed")
     ds = create_dataset("tabular.table", "statsmodels:fair")
     assert ds.source == "statsmodels:fair" and ds.task == "classification"

@@ -88,18 +88,27 @@ def bundled_frame(name: str) -> tuple[Any, str]:
     return sklearn_frame(name), f"sklearn:{name}"
 
 
-def statsmodels_frame(name: str) -> Any:
-    """One of :data:`STATSMODELS_SETS`, read from the CSV file the statsmodels wheel ships,
-    with ``target`` = whether its count column is above zero (that column dropped)."""
+def statsmodels_dir() -> Path | None:
+    """The installed statsmodels package folder (its data sets are read from there without
+    importing it), or ``None`` where statsmodels is not installed."""
     import importlib.util
-
-    import pandas as pd
 
     spec = importlib.util.find_spec("statsmodels")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def statsmodels_frame(name: str) -> Any:
+    """One of :data:`STATSMODELS_SETS`, read from the CSV file the statsmodels wheel ships,
+    with ``target`` = whether its count column is above zero (that column dropped)."""
+    import pandas as pd
+
+    root = statsmodels_dir()
+    if root is None:
         raise DataError(f"statsmodels:{name}: the table ships with statsmodels, which is not "
                         "installed (pip install statsmodels)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / name / f"{name}.csv"
+    path = root / "datasets" / name / f"{name}.csv"
     if not path.is_file():
         raise DataError(f"statsmodels:{name}: {path} is missing from the installed statsmodels")
     column = STATSMODELS_SETS[name]

@@ -1,0 +1,95 @@
+"""Does pre-training gain more with longer runs and more data? One task per domain.
+
+Where pre-training does not yet beat the same encoder at random init (QUALITY.md), this
+shows which way the gap moves: each task's recipe pre-trains at ``N``, ``4N`` and ``16N``
+steps on all its data and at ``4N`` steps on a quarter and a half of it
+(``train.data_fraction``); every run is scored with the quality table's probe and split,
+paired by seed with the random-init encoder. Results go to ``<out>/<domain>.json``, and
+``<out>/trend.md`` and ``<out>/trend.png`` are written from every domain's file there.
+
+    python benchmarks/trend.py                          # every domain's main task
+    python benchmarks/trend.py sar ecg --seeds 3 --out trend
+    python benchmarks/trend.py tabular --tasks digits randhie --factors 1,4,16
+    python benchmarks/trend.py sar --steps 4 --seeds 1  # a quick end-to-end check
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from pathlib import Path
+
+# the task each domain is judged on in QUALITY.md (its largest real set where one exists),
+# then the one to use where that set's files are absent
+MAIN_TASKS = {"ecg": ["mitdb-pvc", "simulated-pvc"], "lidar": ["las_tile", "raycast_scenes"],
+              "recsys": ["ml-100k-seq"], "sar": ["simulated_chips"], "tabular": ["randhie"],
+              "video": ["simulated_motion"]}
+
+
+def chosen_tasks(domain: str, tasks: list, names: list[str] | None) -> list:
+    """The tasks named, or else the domain's main task (the first of MAIN_TASKS[domain]
+    that has its data here, else its first task)."""
+    if names:
+        return [t for t in tasks if t.name in names]
+    by_name = {t.name: t for t in tasks}
+    for name in MAIN_TASKS.get(domain, []):
+        if name in by_name:
+            return [by_name[name]]
+    return tasks[:1]
+
+
+def quality_driver():
+    """``benchmarks/quality.py``, whose task files and loader this script shares."""
+    spec = importlib.util.spec_from_file_location("_quality_driver",
+                                                  Path(__file__).with_name("quality.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    import polyjepa as pj
+    from polyjepa.quality import load_rows, save_rows
+
+    driver = quality_driver()
+    scripts = driver.domain_scripts()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("domains", nargs="*", help=f"domains to run (default all: "
+                                                   f"{', '.join(scripts)})")
+    parser.add_argument("--tasks", nargs="*",
+                        help="task names (default: each domain's main task, see MAIN_TASKS)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
+    parser.add_argument("--factors", default="1,4,16", help="run lengths, as multiples of N")
+    parser.add_argument("--fractions", default="0.25,0.5",
+                        help="shares of the pre-training data, each run at FRACTION_FACTOR x N")
+    parser.add_argument("--fraction-factor", type=int, default=4)
+    parser.add_argument("--out", default="trend", help="folder for results and the report")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.domains) - set(scripts))
+    if unknown:
+        parser.error(f"no quality tasks for {unknown}; known: {', '.join(scripts)}")
+    out = Path(args.out)
+    for domain in args.domains or list(scripts):
+        t0 = time.perf_counter()
+        rows = []
+        for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
+            if args.steps:
+                task.steps = args.steps
+            runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
+            rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
+                                        runs=runs)
+        if not rows:
+            print(f"[{domain}] no task to run here", flush=True)
+            continue
+        save_rows(rows, out / f"{domain}.json")
+        print(f"[{domain}] {len(rows)} scores in {time.perf_counter() - t0:.0f} s", flush=True)
+    md, png = pj.write_trend_report(load_rows(sorted(out.glob("*.json"))), out)
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

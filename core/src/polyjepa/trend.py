@@ -1,0 +1,152 @@
+"""How the gain of pre-training moves with training length and data size.
+
+Where pre-training does not yet beat the same encoder at random initialisation, the
+question a user (and this project) has next is whether it would with more steps or more
+data. :func:`polyjepa.run_quality_task` with ``runs=[(steps, data_fraction), ...]``
+gives the scores; this module reads them as *gaps*: the pretrained probe minus the
+random-init probe of the same seed (paired, so the split's own noise cancels), per
+training length on all the data and per share of the data at one length.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .quality import PRETRAINED, RANDOM, _fmt, _stats
+
+
+def trend_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per (domain, dataset, steps, fraction): the pretrained score, the paired
+    gap to random init (mean, sd, seeds), the wins, and the best classic baseline."""
+    keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        keyed.setdefault((r["domain"], r["dataset"]), []).append(r)
+    out = []
+    for (domain, dataset), rs in keyed.items():
+        fixed = [r for r in rs if r["steps"] == 0]
+        rand = {r["seed"]: r["value"] for r in fixed if r["method"] == RANDOM}
+        better = max if rs[0].get("higher_is_better", True) else min
+        names = sorted({r["method"] for r in fixed if r["method"] != RANDOM})
+        means = {b: _stats([r["value"] for r in fixed if r["method"] == b])[0] for b in names}
+        best = better(means.items(), key=lambda kv: kv[1]) if means else None
+        runs = sorted({(r["steps"], r.get("fraction", 1.0)) for r in rs
+                       if r["method"] == PRETRAINED})
+        for steps, fraction in runs:
+            pre = {r["seed"]: r["value"] for r in rs if r["method"] == PRETRAINED
+                   and r["steps"] == steps and r.get("fraction", 1.0) == fraction}
+            gaps = [pre[s] - rand[s] for s in pre if s in rand]
+            out.append({
+                "domain": domain, "dataset": dataset, "kind": rs[0]["kind"],
+                "metric": rs[0]["metric"], "steps": steps, "fraction": fraction,
+                PRETRAINED: _stats(list(pre.values())),
+                RANDOM: _stats(list(rand.values())) if rand else None,
+                "gap": _stats(gaps) if gaps else None,
+                "wins": (sum(g > 0 for g in gaps), len(gaps)),
+                "baseline": best,
+            })
+    return out
+
+
+def _gap(stat: tuple[float, float, int] | None) -> str:
+    if stat is None:
+        return "-"
+    mean, sd, n = stat
+    return f"{mean:+.3f} ± {sd:.3f}" if n > 1 else f"{mean:+.3f}"
+
+
+def trend_markdown(rows: list[dict[str, Any]], title: str = "polyjepa: gain with steps and data") -> str:
+    """One table per task: each run's pretrained score and its paired gap to random init."""
+    lines = [f"# {title}", "",
+             "Frozen encoders, one probe and split per seed. *gap*: pretrained minus the same "
+             "encoder at random init on the same seed (mean ± sd over seeds); *wins*: seeds "
+             "with a positive gap; *data*: the share of the pre-training data drawn from "
+             "(`train.data_fraction`; the probe always sees every labelled sample).", ""]
+    summary = trend_summary(rows)
+    for domain, dataset in sorted({(s["domain"], s["dataset"]) for s in summary}):
+        part = [s for s in summary if (s["domain"], s["dataset"]) == (domain, dataset)]
+        first = part[0]
+        base = first["baseline"]
+        lines += [f"## {domain}: {dataset} ({first['kind']}, {first['metric']})", "",
+                  f"random init {_fmt(first[RANDOM])}"
+                  + (f"; best classic baseline ({base[0]}) {base[1]:.3f}" if base else ""), "",
+                  "| steps | data | pretrained | gap to random init | wins |",
+                  "| --- | --- | --- | --- | --- |"]
+        for s in sorted(part, key=lambda s: (s["fraction"], s["steps"])):
+            lines.append(f"| {s['steps']} | {s['fraction']:.0%} | {_fmt(s[PRETRAINED])} | "
+                         f"{_gap(s['gap'])} | {s['wins'][0]}/{s['wins'][1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def trend_figure(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Per task, the paired gap to random init against steps (all the data, solid) and
+    against the data share (at the longest run on a share, dashed), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = trend_summary(rows)
+    tasks = sorted({(s["domain"], s["dataset"]) for s in summary})
+    fig, (by_steps, by_data) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, task in enumerate(tasks):
+        part = [s for s in summary if (s["domain"], s["dataset"]) == task and s["gap"]]
+        color = plt.cm.tab10(i % 10)
+        full = sorted((s for s in part if s["fraction"] >= 1), key=lambda s: s["steps"])
+        if full:
+            by_steps.errorbar([s["steps"] for s in full], [s["gap"][0] for s in full],
+                              yerr=[s["gap"][1] for s in full], color=color, marker="o",
+                              capsize=3, label=f"{task[0]}: {task[1]}")
+        shares = [s for s in part if s["fraction"] < 1]
+        if shares:
+            at = max(s["steps"] for s in shares)
+            line = sorted((s for s in part if s["steps"] == at), key=lambda s: s["fraction"])
+            by_data.errorbar([s["fraction"] for s in line], [s["gap"][0] for s in line],
+                             yerr=[s["gap"][1] for s in line], color=color, marker="o",
+                             linestyle="--", capsize=3, label=f"{task[0]}: {task[1]} ({at} steps)")
+    for ax, xlabel in ((by_steps, "pre-training steps (all the data)"),
+                       (by_data, "share of the pre-training data")):
+        ax.axhline(0.0, color="gray", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("pretrained - random init (task metric)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    by_data.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0%}" if v <= 1 else ""))
+    fig.suptitle("does pre-training gain more with longer runs and more data? (mean ± sd over seeds)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_trend_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
+    """Write ``trend.md`` and ``trend.png`` for ``rows`` into the folder ``out``."""
+    from .checkpoint import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / "trend.md"
+    atomic_write_text(md, trend_markdown(rows) + "\n")
+    return md, trend_figure(rows, out / "trend.png")
+
+
+def steps_ladder(n: int, factors: str | list[int]) -> list[int]:
+    """``n`` times each factor (``"1,4,16"`` or a list), ascending and distinct."""
+    parts = factors.split(",") if isinstance(factors, str) else factors
+    return sorted({max(1, int(n) * int(f)) for f in parts})
+
+
+def trend_runs(n: int, factors: str | list[int] = "1,4,16",
+               fractions: str | list[float] = "0.25,0.5",
+               fraction_factor: int = 4) -> list[tuple[int, float]]:
+    """The ``(steps, data_fraction)`` runs of a trend: every length of the ladder on all
+    the data, and ``fraction_factor * n`` steps on each share."""
+    parts = fractions.split(",") if isinstance(fractions, str) else fractions
+    runs = {(s, 1.0) for s in steps_ladder(n, factors)}
+    at = max(1, int(n) * int(fraction_factor))
+    runs |= {(at, float(f)) for f in parts if 0 < float(f) < 1}
+    return sorted(runs, key=lambda r: (r[1] < 1, r[1], r[0]))  # all the data first
