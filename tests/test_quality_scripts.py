@@ -77,3 +77,40 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
     for row in ("| 2 | 100% |", "| 4 | 100% |", "| 2 | 50% |"):
         assert row in text
     assert (tmp_path / "trend.png").is_file()
+
+
+def test_token_context_reads_what_the_blocks_add(core_only, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    import polyjepa as pj
+
+    spec = importlib.util.spec_from_file_location("token_context",
+                                                  ROOT / "benchmarks" / "token_context.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    enc = pj.create_encoder("vit", in_chans=1, patch_size=2, embed_dim=16, depth=2,
+                            num_heads=2)
+    batch = {"x": torch.randn(4, 1, 8, 8)}
+    for blk in enc.blocks:  # blocks that add nothing: each output is its own token
+        torch.nn.init.zeros_(blk.attn.proj.weight)
+        torch.nn.init.zeros_(blk.attn.proj.bias)
+        torch.nn.init.zeros_(blk.mlp.fc2.weight)
+        torch.nn.init.zeros_(blk.mlp.fc2.bias)
+    updates, cos = module.token_context(enc, batch)
+    assert updates == [0.0, 0.0] and abs(cos - 1.0) < 1e-5
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "d.npz", x=d.images[:32].astype(np.float32), y=d.target[:32])
+    run = pj.pretrain("array", data=str(tmp_path / "d.npz"), out=tmp_path / "r",
+                      progress=False, overrides={
+                          "encoder.embed_dim": 16, "encoder.depth": 2, "encoder.num_heads": 2,
+                          "predictor.dim": 8, "predictor.depth": 1, "predictor.num_heads": 2,
+                          "train.steps": 2, "train.batch_size": 8, "train.device": "cpu",
+                          "train.precision": "fp32", "train.warmup_steps": 1})
+    assert module.main([str(run.path), "--batch", "8"]) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert [ln[1] for ln in lines] == ["pretrained", "random"]
+    # run, encoder ("random init" is two words), cosine, one update per block
+    assert [len(ln) for ln in lines] == [5, 6]

@@ -156,7 +156,8 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             if len(scores) > 1 and chosen in scores:  # a choice needs two candidates
                 best = max(scores.values()) if task.higher_is_better else min(scores.values())
                 rows.append({**base, "method": "rankme choice", "steps": steps, "seed": seed,
-                             "fraction": float(fraction), "value": scores[chosen], "best": best, "chosen_step": chosen,
+                             "fraction": float(fraction), "value": scores[chosen],
+                             "best": best, "chosen_step": chosen,
                              "hit": bool(math.isclose(scores[chosen], best, abs_tol=1e-12))})
             share = f" on {fraction:.0%} of the data" if fraction < 1 else ""
             log(f"[{task.domain}/{task.name}] seed {seed}, {steps} steps{share}: pretrained "
