@@ -10,6 +10,7 @@ training length on all the data and per share of the data at one length.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +105,20 @@ def trend_figure(rows: list[dict[str, Any]], path: str | Path) -> Path:
             line = sorted((s for s in part if s["steps"] == at), key=lambda s: s["fraction"])
             by_data.errorbar([s["fraction"] for s in line], [s["gap"][0] for s in line],
                              yerr=[s["gap"][1] for s in line], color=color, marker="o",
-                             linestyle="--", capsize=3, label=f"{task[0]}: {task[1]} ({at} steps)")
+                             linestyle="--", capsize=3)
     for ax, xlabel in ((by_steps, "pre-training steps (all the data)"),
-                       (by_data, "share of the pre-training data")):
+                       (by_data, "share of the pre-training data (at the shares' run length)")):
         ax.axhline(0.0, color="gray", linewidth=1)
         ax.set_xscale("log", base=2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("pretrained - random init (task metric)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
     by_data.xaxis.set_major_formatter(
         matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0%}" if v <= 1 else ""))
+    handles, labels = by_steps.get_legend_handles_labels()
+    if handles:  # one legend for both panels, below them
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(handles)), fontsize=8)
     fig.suptitle("does pre-training gain more with longer runs and more data? (mean ± sd over seeds)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 * math.ceil(len(handles) / 3), 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
