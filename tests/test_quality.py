@@ -62,6 +62,13 @@ def test_quality_task_compares_every_method_on_every_seed(core_only, tmp_path):
     text = md.read_text()
     assert "| digits-parity | real | accuracy | 4 |" in text and "pixels" in text
     assert png.stat().st_size > 1000
+    # the footer names the environment the rows were scored in, each one where they differ
+    from polyjepa.quality import environment, environment_lines
+
+    assert f"Environment: {environment()}." in text and "torch " in environment()
+    two = environment_lines([{"domain": "b", "env": "torch 1"}, {"domain": "a", "env": "torch 2"},
+                             {"domain": "c", "env": "torch 1"}])
+    assert two[2:4] == ["- b, c: torch 1", "- a: torch 2"]
 
 
 def test_random_init_encoder_is_where_training_started(core_only, tmp_path):

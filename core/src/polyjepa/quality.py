@@ -106,7 +106,8 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
     root = Path(root)
     labelled = bool(getattr(task.probe, "needs_labels", True))
     base = {"domain": task.domain, "dataset": task.name, "kind": task.kind,
-            "metric": task.metric, "higher_is_better": bool(task.higher_is_better)}
+            "metric": task.metric, "higher_is_better": bool(task.higher_is_better),
+            "env": environment()}
     rows: list[dict[str, Any]] = []
     if runs is None:
         runs = [(n, 1.0) for n in sorted({int(task.steps), int(task.steps) * int(factor)})]
@@ -163,6 +164,36 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             log(f"[{task.domain}/{task.name}] seed {seed}, {steps} steps{share}: pretrained "
                 f"{scores[last_step]:.3f}")
     return rows
+
+
+# the packages whose versions move a run's figures (initial weights, kernels, decoders)
+ENV_PACKAGES = ("polyjepa", "torch", "timm", "numpy", "scipy", "scikit-learn", "av")
+
+
+def environment() -> str:
+    """The Python and :data:`ENV_PACKAGES` versions installed here, as one line; runs
+    repeat exactly within one environment, not always across two."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [f"python {platform.python_version()}"]
+    for name in ENV_PACKAGES:
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(parts)
+
+
+def environment_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A report's footer: the environments its rows were scored in, with their domains."""
+    envs: dict[str, set[str]] = {}
+    for r in rows:
+        envs.setdefault(r.get("env", "not recorded"), set()).add(r["domain"])
+    if len(envs) == 1:
+        return [f"Environment: {next(iter(envs))}.", ""]
+    return ["Environments (figures can differ between them):", "",
+            *[f"- {', '.join(sorted(doms))}: {env}" for env, doms in sorted(envs.items())], ""]
 
 
 def random_init_encoder(config: dict[str, Any], seed: int) -> Any:
@@ -270,6 +301,7 @@ def quality_markdown(rows: list[dict[str, Any]], title: str = "polyjepa quality"
                 f"{s['rankme_pre'][0]:.1f}", _fmt(s.get("rankme_pick")),
                 f"{hit}/{n}" if n else "-"]) + " |")
         lines.append("")
+    lines += environment_lines(rows)
     return "\n".join(lines)
 
 

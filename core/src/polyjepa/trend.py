@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .quality import PRETRAINED, RANDOM, _fmt, _stats
+from .quality import PRETRAINED, RANDOM, _fmt, _stats, environment_lines
 
 
 def trend_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -77,6 +77,7 @@ def trend_markdown(rows: list[dict[str, Any]], title: str = "polyjepa: gain with
             lines.append(f"| {s['steps']} | {s['fraction']:.0%} | {_fmt(s[PRETRAINED])} | "
                          f"{_gap(s['gap'])} | {s['wins'][0]}/{s['wins'][1]} |")
         lines.append("")
+    lines += environment_lines(rows)
     return "\n".join(lines)
 
 
