@@ -35,10 +35,37 @@ def load_tasks(path: Path) -> list:
     return module.tasks()
 
 
+def configure(task, steps: int | None, sets: list[str]):
+    """``task`` with ``--steps`` (N) and every ``--set KEY=VALUE`` override applied."""
+    from polyjepa.config import parse_value
+
+    if steps:
+        task.steps = steps
+    for item in sets:
+        key, _, value = item.partition("=")
+        task.overrides = {**task.overrides, key: parse_value(value)}
+    return task
+
+
+def save_domain(domain: str, rows: list, out: Path, t0: float) -> None:
+    """Store a domain's rows as ``<out>/<domain>.json`` and say how long they took."""
+    from polyjepa.quality import save_rows
+
+    save_rows(rows, out / f"{domain}.json")
+    print(f"[{domain}] {len(rows)} scores in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def print_report(write_report, out: Path) -> None:
+    """Write a report from every domain's rows in ``out`` with ``write_report`` and print it."""
+    from polyjepa.quality import load_rows
+
+    md, png = write_report(load_rows(sorted(out.glob("*.json"))), out)
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {png}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import polyjepa as pj
-    from polyjepa.config import parse_value
-    from polyjepa.quality import load_rows, save_rows
 
     scripts = domain_scripts()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,18 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         for task in load_tasks(scripts[domain]):
             if args.tasks and task.name not in args.tasks:
                 continue
-            if args.steps:
-                task.steps = args.steps
-            for item in args.set:
-                key, _, value = item.partition("=")
-                task.overrides = {**task.overrides, key: parse_value(value)}
-            rows += pj.run_quality_task(task, out / "runs" / domain,
-                                        seeds=range(args.seeds), factor=args.factor)
-        save_rows(rows, out / f"{domain}.json")
-        print(f"[{domain}] {len(rows)} scores in {time.perf_counter() - t0:.0f} s", flush=True)
-    md, png = pj.write_quality_report(load_rows(sorted(out.glob("*.json"))), out)
-    print(md.read_text(encoding="utf-8"))
-    print(f"wrote {md} and {png}")
+            rows += pj.run_quality_task(configure(task, args.steps, args.set),
+                                        out / "runs" / domain, seeds=range(args.seeds),
+                                        factor=args.factor)
+        save_domain(domain, rows, out, t0)
+    print_report(pj.write_quality_report, out)
     return 0
 
 

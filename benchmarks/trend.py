@@ -11,6 +11,7 @@ paired by seed with the random-init encoder. Results go to ``<out>/<domain>.json
     python benchmarks/trend.py sar ecg --seeds 3 --out trend
     python benchmarks/trend.py tabular --tasks digits randhie --factors 1,4,16
     python benchmarks/trend.py sar --steps 4 --seeds 1  # a quick end-to-end check
+    python benchmarks/trend.py lidar --set target.kind=sigreg --out trend-sigreg
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ def quality_driver():
 
 def main(argv: list[str] | None = None) -> int:
     import polyjepa as pj
-    from polyjepa.quality import load_rows, save_rows
 
     driver = quality_driver()
     scripts = driver.domain_scripts()
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", default="0.25,0.5",
                         help="shares of the pre-training data, each run at FRACTION_FACTOR x N")
     parser.add_argument("--fraction-factor", type=int, default=4)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (e.g. target.kind=sigreg)")
     parser.add_argument("--out", default="trend", help="folder for results and the report")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.domains) - set(scripts))
@@ -75,19 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         rows = []
         for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
-            if args.steps:
-                task.steps = args.steps
+            driver.configure(task, args.steps, args.set)
             runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
             rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
                                         runs=runs)
         if not rows:
             print(f"[{domain}] no task to run here", flush=True)
             continue
-        save_rows(rows, out / f"{domain}.json")
-        print(f"[{domain}] {len(rows)} scores in {time.perf_counter() - t0:.0f} s", flush=True)
-    md, png = pj.write_trend_report(load_rows(sorted(out.glob("*.json"))), out)
-    print(md.read_text(encoding="utf-8"))
-    print(f"wrote {md} and {png}")
+        driver.save_domain(domain, rows, out, t0)
+    driver.print_report(pj.write_trend_report, out)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location("quality_driver",
-                                                  ROOT / "benchmarks" / "quality.py")
+def _script(name: str):
+    """A script of ``benchmarks/`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script",
+                                                  ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _driver():
+    return _script("quality")
+
+
+def _trend_driver():
+    return _script("trend")
 
 
 DOMAINS = sorted(_driver().domain_scripts())
@@ -37,14 +47,6 @@ def test_quality_script_runs_every_task(domain, tmp_path, monkeypatch):
         assert f"| {task.name} | {task.kind} | {task.metric} | 2 |" in text
         assert f"| {task.name} | {task.kind} | {task.metric} | 4 |" in text
     assert (tmp_path / "quality.png").is_file()
-
-
-def _trend_driver():
-    spec = importlib.util.spec_from_file_location("trend_driver",
-                                                  ROOT / "benchmarks" / "trend.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -71,7 +73,11 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
                                None)[0]
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factors", "1,2",
                         "--fractions", "0.5", "--fraction-factor", "1",
-                        "--out", str(tmp_path)]) == 0
+                        "--set", "train.log_every=1", "--out", str(tmp_path)]) == 0
+    run = json.loads((tmp_path / "runs" / domain / f"{main.name}-2-f0.5-s0" / "run.json")
+                     .read_text())
+    assert run["config"]["train"]["log_every"] == 1
+    assert run["config"]["train"]["data_fraction"] == 0.5
     text = (tmp_path / "trend.md").read_text()
     assert f"## {domain}: {main.name} ({main.kind}, {main.metric})" in text
     for row in ("| 2 | 100% |", "| 4 | 100% |", "| 2 | 50% |"):
@@ -85,10 +91,7 @@ def test_token_context_reads_what_the_blocks_add(core_only, tmp_path, capsys):
 
     import polyjepa as pj
 
-    spec = importlib.util.spec_from_file_location("token_context",
-                                                  ROOT / "benchmarks" / "token_context.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("token_context")
     enc = pj.create_encoder("vit", in_chans=1, patch_size=2, embed_dim=16, depth=2,
                             num_heads=2)
     batch = {"x": torch.randn(4, 1, 8, 8)}
