@@ -227,16 +227,18 @@ def _stats(values: list[float]) -> tuple[float, float, int]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0, len(a)
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]], shares: bool = False) -> list[dict[str, Any]]:
     """One line per (domain, dataset, steps): mean and sd of every method over seeds.
 
     ``wins`` counts the seeds on which the pretrained encoder scored above the same
-    encoder at random init (paired by seed); ``beats_random`` is true when it did on
-    every seed.
+    encoder at random init (paired by seed) and ``gap`` is the paired difference's
+    mean and sd; ``beats_random`` is true when it won on every seed. Runs on a share of
+    the data (``fraction < 1``) are left out, or with ``shares`` given lines of their
+    own (the trend report's).
     """
     keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        if r.get("fraction", 1.0) < 1:  # data-size runs belong to the trend report
+        if not shares and r.get("fraction", 1.0) < 1:
             continue
         keyed.setdefault((r["domain"], r["dataset"]), []).append(r)
     out = []
@@ -244,26 +246,27 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fixed = [r for r in rs if r["steps"] == 0]
         rand = {r["seed"]: r["value"] for r in fixed if r["method"] == RANDOM}
         baselines = sorted({r["method"] for r in fixed if r["method"] != RANDOM})
-        for steps in sorted({r["steps"] for r in rs if r["method"] == PRETRAINED}):
-            pre = {r["seed"]: r["value"] for r in rs
-                   if r["method"] == PRETRAINED and r["steps"] == steps}
-            choice = [r for r in rs if r["method"] == "rankme choice" and r["steps"] == steps]
-            line: dict[str, Any] = {
-                "domain": domain, "dataset": dataset, "steps": steps,
+        for steps, fraction in sorted({(r["steps"], r.get("fraction", 1.0)) for r in rs
+                                       if r["method"] == PRETRAINED}):
+            run = [r for r in rs if r["steps"] == steps and r.get("fraction", 1.0) == fraction]
+            pre = {r["seed"]: r["value"] for r in run if r["method"] == PRETRAINED}
+            choice = [r for r in run if r["method"] == "rankme choice"]
+            paired = [pre[s] - rand[s] for s in pre if s in rand]
+            out.append({
+                "domain": domain, "dataset": dataset, "steps": steps, "fraction": fraction,
                 "kind": rs[0]["kind"], "metric": rs[0]["metric"],
+                "higher_is_better": rs[0].get("higher_is_better", True),
                 PRETRAINED: _stats(list(pre.values())),
                 RANDOM: _stats(list(rand.values())) if rand else None,
                 "baselines": {b: _stats([r["value"] for r in fixed if r["method"] == b])
                               for b in baselines},
-                "rankme_pre": _stats([r["rankme"] for r in rs if r["method"] == PRETRAINED
-                                      and r["steps"] == steps]),
+                "rankme_pre": _stats([r["rankme"] for r in run if r["method"] == PRETRAINED]),
                 "rankme_choice": (sum(r["hit"] for r in choice), len(choice)),
                 "rankme_pick": _stats([r["value"] for r in choice]) if choice else None,
-            }
-            paired = [pre[s] - rand[s] for s in pre if s in rand]
-            line["wins"] = (sum(d > 0 for d in paired), len(paired))
-            line["beats_random"] = bool(paired) and all(d > 0 for d in paired)
-            out.append(line)
+                "gap": _stats(paired) if paired else None,
+                "wins": (sum(d > 0 for d in paired), len(paired)),
+                "beats_random": bool(paired) and all(d > 0 for d in paired),
+            })
     return out
 
 

@@ -14,38 +14,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .quality import PRETRAINED, RANDOM, _fmt, _stats, environment_lines
+from .quality import PRETRAINED, RANDOM, _fmt, environment_lines, summarise
 
 
 def trend_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per (domain, dataset, steps, fraction): the pretrained score, the paired
-    gap to random init (mean, sd, seeds), the wins, and the best classic baseline."""
-    keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        keyed.setdefault((r["domain"], r["dataset"]), []).append(r)
-    out = []
-    for (domain, dataset), rs in keyed.items():
-        fixed = [r for r in rs if r["steps"] == 0]
-        rand = {r["seed"]: r["value"] for r in fixed if r["method"] == RANDOM}
-        better = max if rs[0].get("higher_is_better", True) else min
-        names = sorted({r["method"] for r in fixed if r["method"] != RANDOM})
-        means = {b: _stats([r["value"] for r in fixed if r["method"] == b])[0] for b in names}
-        best = better(means.items(), key=lambda kv: kv[1]) if means else None
-        runs = sorted({(r["steps"], r.get("fraction", 1.0)) for r in rs
-                       if r["method"] == PRETRAINED})
-        for steps, fraction in runs:
-            pre = {r["seed"]: r["value"] for r in rs if r["method"] == PRETRAINED
-                   and r["steps"] == steps and r.get("fraction", 1.0) == fraction}
-            gaps = [pre[s] - rand[s] for s in pre if s in rand]
-            out.append({
-                "domain": domain, "dataset": dataset, "kind": rs[0]["kind"],
-                "metric": rs[0]["metric"], "steps": steps, "fraction": fraction,
-                PRETRAINED: _stats(list(pre.values())),
-                RANDOM: _stats(list(rand.values())) if rand else None,
-                "gap": _stats(gaps) if gaps else None,
-                "wins": (sum(g > 0 for g in gaps), len(gaps)),
-                "baseline": best,
-            })
+    """The quality summary's lines (:func:`polyjepa.quality.summarise`) with a line per
+    share of the data too, each with ``baseline``: the best classic baseline's name and
+    mean score (``None`` without baselines)."""
+    out = summarise(rows, shares=True)
+    for line in out:
+        better = max if line["higher_is_better"] else min
+        means = {name: stat[0] for name, stat in line["baselines"].items()}
+        line["baseline"] = better(means.items(), key=lambda kv: kv[1]) if means else None
     return out
 
 
