@@ -35,6 +35,31 @@ def load_tasks(path: Path) -> list:
     return module.tasks()
 
 
+def domain_parser(description: str, scripts: dict[str, Path], out: str,
+                  tasks_help: str) -> argparse.ArgumentParser:
+    """The options this script and ``trend.py`` share: domains, seeds, N, tasks,
+    overrides and the output folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("domains", nargs="*", help=f"domains to run (default all: "
+                                                   f"{', '.join(scripts)})")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
+    parser.add_argument("--tasks", nargs="*", help=tasks_help)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (e.g. loss.covariance_weight=0)")
+    parser.add_argument("--out", default=out, help="folder for results and the report")
+    return parser
+
+
+def chosen_domains(parser: argparse.ArgumentParser, names: list[str],
+                   scripts: dict[str, Path]) -> list[str]:
+    """``names`` (every domain when empty); an unknown name is a usage error."""
+    unknown = sorted(set(names) - set(scripts))
+    if unknown:
+        parser.error(f"no quality tasks for {unknown}; known: {', '.join(scripts)}")
+    return names or list(scripts)
+
+
 def configure(task, steps: int | None, sets: list[str]):
     """``task`` with ``--steps`` (N) and every ``--set KEY=VALUE`` override applied."""
     from polyjepa.config import parse_value
@@ -68,22 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     import polyjepa as pj
 
     scripts = domain_scripts()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("domains", nargs="*", help=f"domains to run (default all: "
-                                                   f"{', '.join(scripts)})")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser = domain_parser(__doc__.splitlines()[0], scripts, "quality",
+                           "only tasks with these names")
     parser.add_argument("--factor", type=int, default=4, help="the long run is FACTOR x N steps")
-    parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
-    parser.add_argument("--tasks", nargs="*", help="only tasks with these names")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every task (e.g. loss.covariance_weight=0)")
-    parser.add_argument("--out", default="quality", help="folder for results and the report")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.domains) - set(scripts))
-    if unknown:
-        parser.error(f"no quality tasks for {unknown}; known: {', '.join(scripts)}")
     out = Path(args.out)
-    for domain in args.domains or list(scripts):
+    for domain in chosen_domains(parser, args.domains, scripts):
         t0 = time.perf_counter()
         rows = []
         for task in load_tasks(scripts[domain]):

@@ -16,7 +16,6 @@ paired by seed with the random-init encoder. Results go to ``<out>/<domain>.json
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import time
 from pathlib import Path
@@ -54,26 +53,16 @@ def main(argv: list[str] | None = None) -> int:
 
     driver = quality_driver()
     scripts = driver.domain_scripts()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("domains", nargs="*", help=f"domains to run (default all: "
-                                                   f"{', '.join(scripts)})")
-    parser.add_argument("--tasks", nargs="*",
-                        help="task names (default: each domain's main task, see MAIN_TASKS)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, help="N for every task (default: each task's own)")
+    parser = driver.domain_parser(
+        __doc__.splitlines()[0], scripts, "trend",
+        "task names (default: each domain's main task, see MAIN_TASKS)")
     parser.add_argument("--factors", default="1,4,16", help="run lengths, as multiples of N")
     parser.add_argument("--fractions", default="0.25,0.5",
                         help="shares of the pre-training data, each run at FRACTION_FACTOR x N")
     parser.add_argument("--fraction-factor", type=int, default=4)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every run (e.g. target.kind=sigreg)")
-    parser.add_argument("--out", default="trend", help="folder for results and the report")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.domains) - set(scripts))
-    if unknown:
-        parser.error(f"no quality tasks for {unknown}; known: {', '.join(scripts)}")
     out = Path(args.out)
-    for domain in args.domains or list(scripts):
+    for domain in driver.chosen_domains(parser, args.domains, scripts):
         t0 = time.perf_counter()
         rows = []
         for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
