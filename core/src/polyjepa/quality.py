@@ -270,11 +270,13 @@ def summarise(rows: list[dict[str, Any]], shares: bool = False) -> list[dict[str
     return out
 
 
-def _fmt(stat: tuple[float, float, int] | None) -> str:
+def _fmt(stat: tuple[float, float, int] | None, signed: bool = False) -> str:
+    """``mean ± sd`` (the mean alone for one value), with its sign for a difference."""
     if stat is None:
         return "-"
     mean, sd, n = stat
-    return f"{mean:.3f} ± {sd:.3f}" if n > 1 else f"{mean:.3f}"
+    m = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    return f"{m} ± {sd:.3f}" if n > 1 else m
 
 
 def quality_markdown(rows: list[dict[str, Any]], title: str = "polyjepa quality") -> str:

@@ -29,13 +29,6 @@ def trend_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _gap(stat: tuple[float, float, int] | None) -> str:
-    if stat is None:
-        return "-"
-    mean, sd, n = stat
-    return f"{mean:+.3f} ± {sd:.3f}" if n > 1 else f"{mean:+.3f}"
-
-
 def trend_markdown(rows: list[dict[str, Any]], title: str = "polyjepa: gain with steps and data") -> str:
     """One table per task: each run's pretrained score and its paired gap to random init."""
     lines = [f"# {title}", "",
@@ -55,7 +48,7 @@ def trend_markdown(rows: list[dict[str, Any]], title: str = "polyjepa: gain with
                   "| --- | --- | --- | --- | --- |"]
         for s in sorted(part, key=lambda s: (s["fraction"], s["steps"])):
             lines.append(f"| {s['steps']} | {s['fraction']:.0%} | {_fmt(s[PRETRAINED])} | "
-                         f"{_gap(s['gap'])} | {s['wins'][0]}/{s['wins'][1]} |")
+                         f"{_fmt(s['gap'], signed=True)} | {s['wins'][0]}/{s['wins'][1]} |")
         lines.append("")
     lines += environment_lines(rows)
     return "\n".join(lines)
