@@ -4,7 +4,8 @@ Where pre-training does not yet beat the same encoder at random init (QUALITY.md
 shows which way the gap moves: each task's recipe pre-trains at ``N``, ``4N`` and ``16N``
 steps on all its data and at ``4N`` steps on a quarter and a half of it
 (``train.data_fraction``); every run is scored with the quality table's probe and split,
-paired by seed with the random-init encoder. Results go to ``<out>/<domain>.json``, and
+paired by seed with the random-init encoder (frozen probes only; the quality table's
+fine-tuned lines are left out). Results go to ``<out>/<domain>.json``, and
 ``<out>/trend.md`` and ``<out>/trend.png`` are written from every domain's file there.
 
     python benchmarks/trend.py                          # every domain's main task
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
             driver.configure(task, args.steps, args.set)
+            task.finetune = None  # the trend follows the frozen probe's gap
             runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
             rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
                                         runs=runs)

@@ -30,7 +30,7 @@ def test_every_hook_is_documented():
 def test_builtin_components_registered_through_hooks(core_only):
     assert pj.list_encoders() == ["vit"]
     assert set(pj.list_maskers()) == {"multiblock", "random"}
-    assert set(pj.list_evaluators()) == {"rankme", "linear_probe", "knn"}
+    assert set(pj.list_evaluators()) == {"rankme", "linear_probe", "knn", "finetune"}
     assert pj.list_maskers("multi*") == ["multiblock"]
     entry = plugins.host().registry("encoders").get("vit")
     assert entry.plugin == "polyjepa"

@@ -100,8 +100,15 @@ def test_token_context_reads_what_the_blocks_add(core_only, tmp_path, capsys):
         torch.nn.init.zeros_(blk.attn.proj.bias)
         torch.nn.init.zeros_(blk.mlp.fc2.weight)
         torch.nn.init.zeros_(blk.mlp.fc2.bias)
-    updates, cos = module.token_context(enc, batch)
+    updates, cos, entropy = module.token_context(enc, batch)
     assert updates == [0.0, 0.0] and abs(cos - 1.0) < 1e-5
+    # ViT's small init gives near-uniform attention; sharp query/key weights pick tokens out
+    assert all(abs(e - 1.0) < 1e-3 for e in entropy)
+    attn = enc.blocks[0].attn
+    with torch.no_grad():
+        attn.qkv.weight[:32].normal_(0.0, 3.0)
+        sharp = module.attention_entropy(attn, torch.randn(4, 16, 16))
+    assert 0.0 < sharp < 0.8
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -115,5 +122,6 @@ def test_token_context_reads_what_the_blocks_add(core_only, tmp_path, capsys):
     assert module.main([str(run.path), "--batch", "8"]) == 0
     lines = [ln.split() for ln in capsys.readouterr().out.splitlines()[1:]]
     assert [ln[1] for ln in lines] == ["pretrained", "random"]
-    # run, encoder ("random init" is two words), cosine, one update per block
-    assert [len(ln) for ln in lines] == [5, 6]
+    # run, encoder ("random init" is two words), cosine, one update and one entropy per
+    # block with a slash between
+    assert [len(ln) for ln in lines] == [8, 9]

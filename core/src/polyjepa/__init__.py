@@ -93,6 +93,9 @@ _EXPORTS: dict[str, str] = {
     "LinearProbe": "polyjepa.evaluators",
     "KNN": "polyjepa.evaluators",
     "RankMe": "polyjepa.evaluators",
+    "FineTune": "polyjepa.finetune",
+    "FineTuneSettings": "polyjepa.finetune",
+    "finetune_predict": "polyjepa.finetune",
     # errors
     "PolyjepaError": "polyjepa.errors",
     "PluginError": "polyjepa.errors",

@@ -356,6 +356,7 @@ def demo(recipes: list[str] | None = None, out: str | Path = "runs/demo",
         comparison = None
         if demo_cfg.get("task"):
             task = _demo_task(name, demo_cfg["task"])
+            task.finetune = None  # the demo compares frozen encoders; fine-tuning is slow
             if steps is not None:
                 task.steps = int(steps)
                 task.overrides = {**task.overrides, "train.warmup_steps": max(0, int(steps) // 10)}

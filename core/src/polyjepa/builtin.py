@@ -36,6 +36,8 @@ def polyjepa_register_evaluators(register):
              description="logistic/ridge regression on frozen embeddings")
     register("knn", "polyjepa.evaluators:KNN",
              description="k-nearest-neighbour classification (cosine)")
+    register("finetune", "polyjepa.finetune:FineTune",
+             description="the encoder fine-tuned end to end with a linear head (slow)")
 
 
 @hookimpl

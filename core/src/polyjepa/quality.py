@@ -41,6 +41,10 @@ class QualityTask:
     baseline gets the same context without embeddings and returns its score on the same
     split; :func:`features_baseline` turns a hand-made feature extractor into one that
     uses the task's own probe. ``kind`` is ``"real"`` or ``"simulated"``.
+
+    ``finetune(ctx)``, where given, scores the encoder fine-tuned end to end on the same
+    split (``ctx.encoder``; see :func:`polyjepa.finetune_predict`); its rows form a task
+    line of their own, ``"<name> (fine-tuned)"``, with the same baselines.
     """
 
     domain: str
@@ -55,6 +59,16 @@ class QualityTask:
     overrides: dict[str, Any] = field(default_factory=dict)
     eval_data: Any = None
     higher_is_better: bool = True
+    finetune: Score | None = None
+
+
+FINETUNED = " (fine-tuned)"
+
+
+def _finetuned(base: dict[str, Any]) -> dict[str, Any]:
+    """A row's fields for the fine-tuned line of the same task."""
+    metric = base["metric"].rsplit(" (", 1)[0]
+    return {**base, "dataset": base["dataset"] + FINETUNED, "metric": metric + FINETUNED}
 
 
 def features_baseline(features: Callable[[EvalContext], np.ndarray], probe: Score) -> Score:
@@ -137,6 +151,12 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                 for name, baseline in task.baselines.items():
                     rows.append({**base, "method": name, "steps": 0, "seed": seed,
                                  "value": float(baseline(plain))})
+                    if task.finetune is not None:
+                        rows.append({**rows[-1], **_finetuned(base)})
+                if task.finetune is not None:
+                    rows.append({**_finetuned(base), "method": RANDOM, "steps": 0, "seed": seed,
+                                 "value": float(task.finetune(ctx)),
+                                 "rankme": centred_rank(ctx.embeddings)})
             # the encoder at the end of training
             final = _last_checkpoint(run.path)
             last = _context(load_encoder(run, checkpoint=final), dataset, int(seed), bs,
@@ -146,6 +166,9 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
                          "fraction": float(fraction), "value": scores[last_step],
                          "rankme": centred_rank(last.embeddings)})
+            if task.finetune is not None:
+                rows.append({**rows[-1], **_finetuned(base),
+                             "value": float(task.finetune(last))})
             # every kept checkpoint: is the label-free choice the best probe?
             for ck in kept_checkpoints(run.path):
                 if ck.name == final.name:
@@ -287,7 +310,9 @@ def quality_markdown(rows: list[dict[str, Any]], title: str = "polyjepa quality"
              "encoder at random init. *RankMe's checkpoint*: the probe of the kept "
              "checkpoint with the highest centred RankMe (no labels; what "
              "`train.select = \"rankme\"` exports). *RankMe choice*: runs in which that "
-             "checkpoint was also the best probe.", ""]
+             "checkpoint was also the best probe. Lines marked *(fine-tuned)*: the encoders "
+             "fine-tuned end to end with a linear head on the probe's training split, one "
+             "fixed budget for the pretrained and the random start.", ""]
     summary = summarise(rows)
     for domain in sorted({s["domain"] for s in summary}):
         part = [s for s in summary if s["domain"] == domain]
