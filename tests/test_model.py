@@ -169,3 +169,29 @@ def test_token_scale_check_fails_on_position_dominated_tokens(core_only):
     x = torch.randn(32, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with pytest.raises(AssertionError, match="more with position than with the sample"):
         testing.check_token_scale(enc, {"x": x})
+
+
+def test_query_key_init_gives_attention_logits_of_order_one(core_only):
+    """ViT's 0.02 gives a 64-wide block near-constant attention logits; queries and keys
+    at std 1/sqrt(width) give logits that vary by about one, values and MLPs untouched."""
+    torch.manual_seed(0)
+    enc = pj.PatchEncoder(in_chans=1, patch_size=4, ndim=2, embed_dim=64, depth=2,
+                          num_heads=4)
+    x = torch.nn.functional.layer_norm(torch.randn(8, 49, 64), (64,))
+
+    def logit_spread(attn: torch.nn.Module) -> float:
+        q, k, _ = attn.qkv(x).reshape(8, 49, 3, 4, 16).permute(2, 0, 3, 1, 4)
+        return float(((q @ k.transpose(-2, -1)) * attn.scale).std(-1).mean())
+
+    assert logit_spread(enc.blocks[0].attn) < 0.1
+    values = enc.blocks[0].attn.qkv.weight[128:].clone()
+    pj.init_query_key(enc)
+    for blk in enc.blocks:
+        assert float(blk.attn.qkv.weight[:128].std()) == pytest.approx(64 ** -0.5, rel=0.15)
+    assert torch.equal(enc.blocks[0].attn.qkv.weight[128:], values)
+    assert 0.5 < logit_spread(enc.blocks[0].attn) < 2.0
+    pred = pj.TransformerPredictor(embed_dim=64, dim=32, depth=1, num_heads=2,
+                                   query_key_scale=1.0)
+    assert float(pred.blocks[0].attn.qkv.weight[:64].std()) == pytest.approx(32 ** -0.5,
+                                                                             rel=0.15)
+    assert float(pred.blocks[0].attn.qkv.weight[64:].std()) == pytest.approx(0.02, rel=0.15)

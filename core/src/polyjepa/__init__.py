@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "transformer_blocks": "polyjepa.encoder",
     "init_weights": "polyjepa.encoder",
     "init_token_embedding": "polyjepa.encoder",
+    "init_query_key": "polyjepa.encoder",
     "TransformerPredictor": "polyjepa.predictor",
     "Masks": "polyjepa.maskers",
     "MultiBlockMasker": "polyjepa.maskers",

@@ -40,8 +40,10 @@ def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 
 _BLOCK_TAKES_ATTN = "attn_layer" in inspect.signature(Block.__init__).parameters
 
 
-def init_weights(module: nn.Module) -> None:
-    """Truncated-normal linear weights and unit LayerNorms (the ViT/I-JEPA convention)."""
+def init_weights(module: nn.Module, query_key_scale: float | None = None) -> None:
+    """Truncated-normal linear weights (std 0.02) and unit LayerNorms, the ViT/I-JEPA
+    convention; with ``query_key_scale``, attention's query and key maps are drawn by
+    :func:`init_query_key` instead."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)
@@ -50,6 +52,29 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if query_key_scale is not None:
+        init_query_key(module, query_key_scale)
+
+
+def init_query_key(module: nn.Module, scale: float = 1.0) -> None:
+    """Query and key weights of every attention layer (timm's fused ``qkv``) drawn with
+    std ``scale / sqrt(width)``: attention logits of order ``scale ** 2`` from the first
+    step.
+
+    With ViT's std of 0.02 the logits scale with the square of ``0.02 * sqrt(width)``;
+    for a 64-wide encoder that is about 0.03: every token attends to all others equally
+    (normalised attention entropy 1.00, ``benchmarks/token_context.py``), and as the
+    query and key gradients scale with each other's size, attention can stay uniform for
+    hundreds of steps, the blocks adding only the mean token. Values, output projections
+    and MLPs keep their init, so the residual branches still start small.
+    """
+    for m in module.modules():
+        qkv = getattr(m, "qkv", None)
+        if isinstance(qkv, nn.Linear) and hasattr(m, "num_heads"):
+            std = float(scale) / qkv.in_features ** 0.5
+            with torch.no_grad():
+                nn.init.trunc_normal_(qkv.weight[: 2 * qkv.in_features], std=std,
+                                      a=-2 * std, b=2 * std)
 
 
 def init_token_embedding(module: nn.Module, scale: float = 0.5) -> None:

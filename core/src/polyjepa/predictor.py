@@ -18,11 +18,12 @@ class TransformerPredictor(nn.Module):
     Context tokens are projected to the (narrow) predictor width and given their grid
     positions; each target position gets a shared learned mask token plus its positional
     embedding. Only the outputs at the mask tokens are returned, projected to ``out_dim``.
+    ``query_key_scale``: see :func:`polyjepa.init_query_key` (default: ViT's init).
     """
 
     def __init__(self, embed_dim: int, out_dim: int | None = None, dim: int = 96,
                  depth: int = 3, num_heads: int = 4, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.0):
+                 drop_path: float = 0.0, query_key_scale: float | None = None):
         super().__init__()
         self.embed_dim = int(embed_dim)
         self.out_dim = int(out_dim or embed_dim)
@@ -32,7 +33,7 @@ class TransformerPredictor(nn.Module):
         self.blocks = transformer_blocks(self.dim, depth, num_heads, mlp_ratio, drop_path)
         self.norm = nn.LayerNorm(self.dim)
         self.proj = nn.Linear(self.dim, self.out_dim)
-        init_weights(self)
+        init_weights(self, query_key_scale)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor,

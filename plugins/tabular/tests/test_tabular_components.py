@@ -204,3 +204,19 @@ def test_downstream_regression_baselines_on_real_table():
     assert out["downstream_raw_linear_r2"] > 0.3 and out["downstream_raw_gbdt_r2"] > 0.1
     assert out["downstream_emb_linear_r2"] < 0.1
     assert out["downstream_raw_linear_rmse"] < out["downstream_emb_linear_rmse"]
+
+
+def test_recipe_starts_attention_with_logits_of_order_one(tables):
+    """The recipe's encoder and predictor draw queries and keys at std 1/sqrt(width)
+    (ViT's 0.02 left attention uniform at these widths), values at 0.02."""
+    import polyjepa as pj
+    from polyjepa.build import build_dataset, build_jepa, resolve_components
+
+    cfg = pj.resolve_config("tabular", data=str(tables["csv"]),
+                            overrides={"dataset.target": "label"})
+    cfg = resolve_components(cfg, build_dataset(cfg))
+    jepa = build_jepa(cfg)
+    for part, width in ((jepa.encoder, 64), (jepa.predictor, 32)):
+        w = part.blocks[0].attn.qkv.weight
+        assert float(w[: 2 * width].std()) == pytest.approx(width ** -0.5, rel=0.2)
+        assert float(w[2 * width:].std()) == pytest.approx(0.02, rel=0.2)

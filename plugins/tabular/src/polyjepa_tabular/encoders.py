@@ -29,11 +29,14 @@ class FeatureTokenEncoder(TokenEncoder):
     ``reg_tokens=k`` adds T-JEPA's regularisation tokens (arXiv:2410.05016, proposed there
     against representation collapse): ``k`` learned tokens that take part in attention
     with the (kept) feature tokens and are dropped from the output.
+    ``query_key_scale``: attention's query and key weights at std ``scale / sqrt(width)``
+    (:func:`polyjepa.init_query_key`) instead of ViT's 0.02.
     """
 
     def __init__(self, n_features: int, cardinalities: list[int] | None = None,
                  embed_dim: int = 64, depth: int = 2, num_heads: int = 4,
-                 mlp_ratio: float = 2.0, drop_path: float = 0.0, reg_tokens: int = 0):
+                 mlp_ratio: float = 2.0, drop_path: float = 0.0, reg_tokens: int = 0,
+                 query_key_scale: float | None = None):
         super().__init__(embed_dim, depth, num_heads, mlp_ratio, drop_path)
         n_features = int(n_features)
         if n_features < 1:
@@ -61,7 +64,7 @@ class FeatureTokenEncoder(TokenEncoder):
         self.missing_token = nn.Parameter(torch.zeros(d))
         self.feature_embed = nn.Parameter(torch.zeros(n_features, d))
         self.reg = nn.Parameter(torch.zeros(1, self.reg_tokens, d)) if self.reg_tokens else None
-        init_weights(self)
+        init_weights(self, query_key_scale)
         for p in (self.num_weight, self.cat_embed.weight, self.missing_token,
                   self.feature_embed, *( [self.reg] if self.reg is not None else [])):
             nn.init.trunc_normal_(p, std=0.02)
