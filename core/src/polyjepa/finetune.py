@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +66,11 @@ def layer_groups(encoder: Any, lr: float, decay: float) -> list[dict[str, Any]]:
 
 def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.ndarray,
                      test: np.ndarray, task: str, settings: FineTuneSettings | None = None,
-                     seed: int = 0, device: str = "cpu") -> np.ndarray:
+                     seed: int = 0, device: str = "cpu", progress: bool = False) -> np.ndarray:
     """Fine-tune a copy of ``encoder`` with a linear head on ``dataset[train]`` (targets
     ``labels[train]``) and return its predictions for ``dataset[test]``: class labels
-    (classification), values (regression) or probabilities (multilabel)."""
+    (classification), values (regression) or probabilities (multilabel). ``progress``
+    shows a bar over the epochs."""
     import math
 
     import torch
@@ -121,7 +123,12 @@ def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.n
     total, warm = s.epochs * per_epoch, max(1, int(s.warmup * s.epochs * per_epoch))
     rng = np.random.default_rng(int(seed))
     step = 0
-    for _ in range(s.epochs):
+    epochs: Any = range(s.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="fine-tune", unit="epoch")
+    for _ in epochs:
         order = rng.permutation(np.asarray(train))
         loader = eval_loader(dataset, s.batch_size, order.tolist())
         for i, batch in enumerate(loader):
@@ -138,9 +145,9 @@ def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.n
             opt.step()
             step += 1
     model.eval()
+    head.eval()
     out = []
     with torch.no_grad():
-        head.eval()
         for batch in eval_loader(dataset, 256, np.asarray(test).tolist()):
             out.append(head(pooled(batch)).cpu())
     logits = torch.cat(out)
@@ -173,7 +180,8 @@ class FineTune:
         tr, te = split_indices(y if task != "multilabel" else y[:, 0], ctx.groups, ctx.seed,
                                self.test_size, task)
         pred = finetune_predict(ctx.encoder, ctx.dataset, y, tr, te, task, self.settings,
-                                ctx.seed, str(ctx.extra.get("device", "cpu")))
+                                ctx.seed, str(ctx.extra.get("device", "cpu")),
+                                progress=sys.stderr.isatty())
         if task == "regression":
             return {"finetune_r2": float(r2_score(y[te], pred))}
         if task == "multilabel":
