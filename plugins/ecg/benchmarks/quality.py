@@ -4,7 +4,9 @@ Data (``shared/data/ecg/mitdb-pvc``): MIT-BIH records 105, 106, 108, 116 and 123
 patient each, lead MLII, every annotated beat the centre of a 2.4-s window labelled V
 (PVC) or N. Pre-training reads no label; each seed holds out two whole patients. Probe:
 class-balanced logistic regression, macro-F1 over N and V. Baselines on the same split
-with the same probe: RR-interval + QRS-morphology features, and the RR columns alone.
+with the same probe: RR-interval + QRS-morphology features, and the RR columns alone. A
+second line fine-tunes the encoders end to end on the three training patients
+(``polyjepa_ecg.quality.patient_finetuned``).
 The task, its probe and baselines live in ``polyjepa_ecg.quality``. Run through
 ``benchmarks/quality.py ecg`` (``nox -s quality -- ecg``). Without the shared data only
 the second task runs: the same on six simulated patients (``polyjepa_ecg.simulate``, the
