@@ -68,10 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
             driver.configure(task, args.steps, args.set)
-            task.finetune = None  # the trend follows the frozen probe's gap
             runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
             rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
-                                        runs=runs)
+                                        runs=runs, finetune=False)  # the frozen probe's gap
         if not rows:
             print(f"[{domain}] no task to run here", flush=True)
             continue

@@ -111,3 +111,7 @@ def test_quality_task_scores_fine_tuning_on_a_line_of_its_own(core_only, tmp_pat
     text = pj.write_quality_report(rows, tmp_path / "report")[0].read_text()
     assert "| parity (fine-tuned) | real | accuracy (fine-tuned) | 4 |" in text
     json.dumps(rows)  # rows stay storable
+    # the demo and the trend ask for frozen probes only
+    frozen = pj.run_quality_task(task, tmp_path / "runs", seeds=(0,), factor=2,
+                                 checkpoints=1, log=lambda _: None, finetune=False)
+    assert len(seen) == 3 and {r["dataset"] for r in frozen} == {"parity"}

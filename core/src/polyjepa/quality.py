@@ -98,7 +98,8 @@ def _context(encoder: Any, dataset: Any, seed: int, batch_size: int,
 def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] = (0, 1, 2),
                      factor: int = 4, checkpoints: int = 4, progress: bool = False,
                      log: Callable[[str], None] = print,
-                     runs: Sequence[tuple[int, float]] | None = None) -> list[dict[str, Any]]:
+                     runs: Sequence[tuple[int, float]] | None = None,
+                     finetune: bool = True) -> list[dict[str, Any]]:
     """Run one task; returns one row per (method, steps, seed) score.
 
     Rows hold ``domain, dataset, kind, metric, method, steps, seed, value`` and, for the
@@ -110,7 +111,8 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
     The pre-training runs are ``N`` and ``factor * N`` steps on all the data, or the
     ``(steps, data_fraction)`` pairs of ``runs`` (``train.data_fraction``: how the gain
     scales with data; the probe always sees the whole labelled set). Pretrained rows
-    hold ``fraction``.
+    hold ``fraction``. ``finetune=False`` leaves out the task's fine-tuned line (frozen
+    probes only).
     """
     from .api import load_encoder, pretrain
     from .build import build_dataset
@@ -123,6 +125,7 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             "metric": task.metric, "higher_is_better": bool(task.higher_is_better),
             "env": environment()}
     rows: list[dict[str, Any]] = []
+    finetuned = task.finetune if finetune else None
     if runs is None:
         runs = [(n, 1.0) for n in sorted({int(task.steps), int(task.steps) * int(factor)})]
     for seed in seeds:
@@ -151,11 +154,11 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
                 for name, baseline in task.baselines.items():
                     rows.append({**base, "method": name, "steps": 0, "seed": seed,
                                  "value": float(baseline(plain))})
-                    if task.finetune is not None:
+                    if finetuned is not None:
                         rows.append({**rows[-1], **_finetuned(base)})
-                if task.finetune is not None:
+                if finetuned is not None:
                     rows.append({**_finetuned(base), "method": RANDOM, "steps": 0, "seed": seed,
-                                 "value": float(task.finetune(ctx)),
+                                 "value": float(finetuned(ctx)),
                                  "rankme": centred_rank(ctx.embeddings)})
             # the encoder at the end of training
             final = _last_checkpoint(run.path)
@@ -166,9 +169,8 @@ def run_quality_task(task: QualityTask, root: str | Path, seeds: Sequence[int] =
             rows.append({**base, "method": PRETRAINED, "steps": steps, "seed": seed,
                          "fraction": float(fraction), "value": scores[last_step],
                          "rankme": centred_rank(last.embeddings)})
-            if task.finetune is not None:
-                rows.append({**rows[-1], **_finetuned(base),
-                             "value": float(task.finetune(last))})
+            if finetuned is not None:
+                rows.append({**rows[-1], **_finetuned(base), "value": float(finetuned(last))})
             # every kept checkpoint: is the label-free choice the best probe?
             for ck in kept_checkpoints(run.path):
                 if ck.name == final.name:

@@ -23,18 +23,22 @@ EVAL_CHIPS = {"n": 750, "size": SIZE, "looks": LOOKS, "seed": 1}       # other c
 TEST_SIZE = 0.3
 
 
+def chip_split(ctx: pj.EvalContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings, classes and the seed's stratified train / held-out chips."""
+    x, y = chip_labels(ctx)
+    return (x, y, *pj.split_indices(y, None, ctx.seed, TEST_SIZE))
+
+
 def linear_probe(ctx: pj.EvalContext) -> float:
     """Accuracy of a standardised logistic regression on the seed's held-out chips."""
-    x, y = chip_labels(ctx)
-    tr, te = pj.split_indices(y, None, ctx.seed, TEST_SIZE)
+    x, y, tr, te = chip_split(ctx)
     return classify(x, y, tr, te)["chip_linear_acc"]
 
 
 def finetuned(ctx: pj.EvalContext) -> float:
     """Accuracy on the same held-out chips of the encoder fine-tuned end to end with a
     linear head on the probe's training chips (SAR-JEPA's own protocol)."""
-    _, y = chip_labels(ctx)
-    tr, te = pj.split_indices(y, None, ctx.seed, TEST_SIZE)
+    _, y, tr, te = chip_split(ctx)
     pred = pj.finetune_predict(ctx.encoder, ctx.dataset, y, tr, te, "classification",
                                seed=ctx.seed)
     return float(np.mean(pred == y[te]))
