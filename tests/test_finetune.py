@@ -56,6 +56,26 @@ def test_finetune_trains_a_copy_and_repeats_under_a_seed(run):
                             "classification", settings)
 
 
+def test_finetune_scores_rank_the_training_classes_and_pool_is_a_choice(run):
+    encoder, dataset, labels = _parts(run)
+    idx = np.arange(len(labels))
+    settings = pj.FineTuneSettings(epochs=2, batch_size=16)
+    pred = pj.finetune_predict(encoder, dataset, labels, idx, idx[:7], "classification",
+                               settings, seed=0)
+    logits = pj.finetune_predict(encoder, dataset, labels, idx, idx[:7], "classification",
+                                 settings, seed=0, scores=True)
+    classes = np.unique(labels)
+    assert logits.shape == (7, len(classes))
+    assert np.array_equal(classes[logits.argmax(1)], pred)
+    # the head reads the pool it is given: another pool trains another model
+    last = pj.finetune_predict(encoder, dataset, labels, idx, idx[:7], "classification",
+                               settings, seed=0, scores=True, pool="last")
+    assert last.shape == logits.shape and not np.allclose(last, logits)
+    with pytest.raises(ValueError, match="pool 'max'"):
+        pj.finetune_predict(encoder, dataset, labels, idx, idx[:7], "classification",
+                            settings, seed=0, pool="max")
+
+
 def test_layer_groups_decay_towards_the_input(run):
     encoder, _, _ = _parts(run)
     groups = layer_groups(encoder, lr=1.0, decay=0.5)

@@ -28,6 +28,25 @@ def test_pool_tokens_mean_and_max_of_valid_tokens_only():
         pj.pool_tokens(x, valid, "max")
 
 
+def test_last_pool_takes_each_rows_last_valid_token():
+    x = torch.arange(24, dtype=torch.float32).reshape(3, 4, 2)
+    # left-padded (right-aligned), a gap inside, no valid token at all
+    valid = torch.tensor([[False, True, True, True], [True, True, False, True],
+                          [False, False, False, False]])
+    last = pj.pool_tokens(x, valid, "last")
+    assert torch.equal(last, torch.stack([x[0, 3], x[1, 3], torch.zeros(2)]))
+    valid[0, 3] = False
+    assert torch.equal(pj.pool_tokens(x, valid, "last")[0], x[0, 2])
+    assert torch.equal(pj.pool_tokens(x, None, "last"), x[:, -1])
+
+
+def test_the_config_check_offers_every_pool():
+    from polyjepa.tokens import POOLS
+    from polyjepa.validation import _CHOICES
+
+    assert _CHOICES["eval.pool"] == POOLS
+
+
 def test_a_run_pooled_mean_and_max_embeds_exports_and_loads_alike(core_only, tmp_path):
     data = digits_npz(tmp_path / "d.npz")
     run = pj.pretrain("array", data=str(data), out=tmp_path / "run", progress=False,

@@ -82,7 +82,8 @@ def default_config() -> dict[str, Any]:
         },
         "evaluators": ["rankme", "linear_probe", "knn"],
         # pool: how a sample's tokens become its embedding (embed, evaluate, RankMe):
-        # "mean", or "mean+max" (both side by side, twice as wide; see pool_tokens)
+        # "mean", "mean+max" (both side by side, twice as wide) or "last" (the last valid
+        # token: a right-aligned sequence's latest position); see pool_tokens
         "eval": {"batch_size": 128, "pool": "mean"},
         "demo": {},
     }

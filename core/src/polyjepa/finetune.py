@@ -66,11 +66,15 @@ def layer_groups(encoder: Any, lr: float, decay: float) -> list[dict[str, Any]]:
 
 def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.ndarray,
                      test: np.ndarray, task: str, settings: FineTuneSettings | None = None,
-                     seed: int = 0, device: str = "cpu", progress: bool = False) -> np.ndarray:
+                     seed: int = 0, device: str = "cpu", progress: bool = False,
+                     pool: str | None = None, scores: bool = False) -> np.ndarray:
     """Fine-tune a copy of ``encoder`` with a linear head on ``dataset[train]`` (targets
     ``labels[train]``) and return its predictions for ``dataset[test]``: class labels
     (classification), values (regression) or probabilities (multilabel). ``progress``
-    shows a bar over the epochs."""
+    shows a bar over the epochs. ``pool``: how the head reads the tokens (one of
+    :data:`polyjepa.tokens.POOLS`; the encoder's own ``eval.pool`` by default).
+    ``scores``: for classification, the head's logits ``[len(test), classes]`` instead
+    of labels, columns in the order of ``np.unique(labels[train])`` (to rank classes)."""
     import math
 
     import torch
@@ -83,7 +87,7 @@ def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.n
     dev = torch.device(device)
     torch.manual_seed(int(seed))
     model = copy.deepcopy(encoder).to(dev).train()
-    pool = encoder_pool(model)
+    pool = pool or encoder_pool(model)
 
     def pooled(batch: Any) -> torch.Tensor:
         batch = move_to(batch, dev)
@@ -152,7 +156,7 @@ def finetune_predict(encoder: Any, dataset: Any, labels: np.ndarray, train: np.n
             out.append(head(pooled(batch)).cpu())
     logits = torch.cat(out)
     if task == "classification":
-        return classes[logits.argmax(1).numpy()]
+        return logits.numpy() if scores else classes[logits.argmax(1).numpy()]
     if task == "regression":
         return (logits.numpy() * sd + mu).reshape(len(test), *y.shape[1:])
     return torch.sigmoid(logits).numpy()

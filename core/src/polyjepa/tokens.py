@@ -14,7 +14,7 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, expanded)
 
 
-POOLS = ("mean", "mean+max")
+POOLS = ("mean", "mean+max", "last")
 
 
 def pool_tokens(x: torch.Tensor, valid: torch.Tensor | None = None,
@@ -23,11 +23,19 @@ def pool_tokens(x: torch.Tensor, valid: torch.Tensor | None = None,
 
     ``how="mean"``: their mean ``[B, D]``; ``"mean+max"``: the mean and the per-dimension
     maximum side by side ``[B, 2D]`` (where one strong local feature tells the classes
-    apart, as a target on clutter, the mean dilutes it). Rows with no valid token give
-    zeros.
+    apart, as a target on clutter, the mean dilutes it); ``"last"``: the last valid token
+    ``[B, D]`` (in a right-aligned sequence, its latest position: a user's latest item, say,
+    which attends to the whole history). Rows with no valid token give zeros.
     """
     if how not in POOLS:
         raise ValueError(f"pool {how!r}: choose one of {POOLS}")
+    if how == "last":
+        if valid is None:
+            return x[:, -1]
+        order = torch.arange(1, x.shape[1] + 1, device=x.device)
+        last = (valid.to(torch.long) * order).argmax(dim=1)
+        out = x[torch.arange(x.shape[0], device=x.device), last]
+        return out * valid.any(dim=1, keepdim=True).to(x.dtype)
     if valid is None:
         mean = x.mean(dim=1)
         return mean if how == "mean" else torch.cat([mean, x.amax(dim=1)], dim=-1)

@@ -29,9 +29,11 @@ _NON_NEGATIVE = ("train.steps", "train.warmup_steps", "train.min_lr", "train.wei
                  "train.num_workers", "train.rankme_every", "train.checkpoint_every",
                  "loss.variance_weight", "loss.covariance_weight",
                  "sigreg.weight")
+# eval.pool: polyjepa.tokens.POOLS, spelt out so that checking a config needs no torch
 _CHOICES = {"train.schedule": ("cosine", "constant"), "train.precision": ("auto", "bf16", "fp32"),
             "train.select": ("last", "rankme"), "train.strategy": ("ddp", "fsdp"),
-            "target.kind": ("ema", "sigreg", "encoder"), "eval.pool": ("mean", "mean+max")}
+            "target.kind": ("ema", "sigreg", "encoder"),
+            "eval.pool": ("mean", "mean+max", "last")}
 # settings an older config may still hold, with the values they took; see default_config
 _DEPRECATED = {("train", "tensorboard"): (True, False, "auto", "true", "false", "on", "off")}
 _EMPTY = inspect.Parameter.empty

@@ -8,9 +8,11 @@ vary pre-training and the random initialisation only. Probe: the plugin's next-i
 scoring (``recsys.next_item``, zero-shot cosine of frozen embeddings; sequence encoder: the
 output at the latest history position against every item as a one-item history; item
 tower: the mean of the history's item embeddings against every item), Recall@10 over the
-full catalogue with the user's training items excluded. Baselines on the same held-out items: popularity (training counts)
-and item-kNN on co-occurrence. Run through ``benchmarks/quality.py recsys``
-(``nox -s quality -- recsys``).
+full catalogue with the user's training items excluded. Baselines on the same held-out
+items: popularity (training counts) and item-kNN on co-occurrence. The sequence recipe
+adds a fine-tuned line: both starts fine-tuned on next-item prediction over the training
+histories (``recsys.finetune``), ranked the same way. Run through
+``benchmarks/quality.py recsys`` (``nox -s quality -- recsys``).
 """
 
 from __future__ import annotations

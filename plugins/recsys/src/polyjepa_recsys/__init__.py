@@ -13,6 +13,9 @@ Papers it implements or adapts:
 - Yao et al., "Self-supervised Learning for Large-scale Item Recommendations", CIKM 2021,
   https://arxiv.org/abs/2007.12865 (the item tower over feature fields and correlated
   feature masking, adapted from its two-tower contrastive setup to a JEPA target).
+- Zhou et al., "S3-Rec: Self-Supervised Learning for Sequential Recommendation with
+  Mutual Information Maximization", CIKM 2020, https://arxiv.org/abs/2008.07873
+  (pre-training judged after next-item fine-tuning: ``recsys.finetune``).
 
 The item recipe keeps its embeddings spread with the core's SIGReg (LeJEPA, Balestriero &
 LeCun, 2025, https://arxiv.org/abs/2511.08544), and both recipes report RankMe (Garrido et

@@ -35,6 +35,8 @@ def polyjepa_register_maskers(register: Register) -> None:
 def polyjepa_register_evaluators(register: Register) -> None:
     register("recsys.next_item", f"{PKG}.evaluators:NextItem",
              description="leave-last-out Recall@K/NDCG@K/MRR, tail/cold slices, popularity")
+    register("recsys.finetune", f"{PKG}.finetune:NextItemFineTune",
+             description="the same ranking after fine-tuning the sequence encoder on next items")
 
 
 @hookimpl
