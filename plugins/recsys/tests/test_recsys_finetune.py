@@ -3,13 +3,15 @@ histories, and the loop learns a rule a frozen encoder cannot know."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import polyjepa as pj
 from polyjepa import testing
-from polyjepa_recsys.finetune import training_prefixes
+from polyjepa_recsys.finetune import next_item_scores, training_prefixes
 
 TINY = {"encoder.embed_dim": 16, "encoder.depth": 1, "encoder.num_heads": 2,
         "predictor.dim": 16, "predictor.depth": 1, "predictor.num_heads": 2,
@@ -25,6 +27,9 @@ def test_training_prefixes_end_inside_the_history():
     assert nxt.tolist() == [7, 8, 2]
     with pytest.raises(pj.DataError, match="two training items"):
         training_prefixes([np.array([3])], max_len=4, per_user=5)
+    items = SimpleNamespace(kind="items")  # an item catalogue has no histories to fine-tune on
+    with pytest.raises(pj.DataError, match="recsys.sequences"):
+        next_item_scores(None, items)
 
 
 @pytest.fixture
