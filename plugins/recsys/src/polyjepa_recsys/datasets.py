@@ -256,6 +256,16 @@ class RecsysData:
 _DATA_ARGS = tuple(inspect.signature(RecsysData).parameters)
 
 
+def right_aligned(histories: list[np.ndarray], max_len: int) -> np.ndarray:
+    """Item-index rows ``[len(histories), max_len]``: each history's latest ``max_len``
+    items with the latest in the last slot, ``-1`` padding before them."""
+    seq = np.full((len(histories), max_len), -1, np.int64)
+    for r, h in enumerate(histories):
+        h = h[-max_len:]
+        seq[r, max_len - len(h):] = h
+    return seq
+
+
 class _RecsysDataset(torch.utils.data.Dataset):
     """What the item and sequence datasets share: the :class:`RecsysData` they read."""
 
@@ -323,11 +333,7 @@ class SequenceDataset(_RecsysDataset):
                            [split.histories[u] for u in keep], split.targets[keep],
                            split.counts, split.cold)
         self.max_len = int(max_len)
-        seq = np.full((len(keep), self.max_len), -1, np.int64)
-        for r, h in enumerate(self.split.histories):
-            h = h[-self.max_len:]
-            seq[r, self.max_len - len(h):] = h
-        self.seq = torch.from_numpy(seq)
+        self.seq = torch.from_numpy(right_aligned(self.split.histories, self.max_len))
         self.encoder_hints = {"fields": self.data.field_hints, "max_len": self.max_len}
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ import torch
 
 import polyjepa as pj
 
+from .datasets import right_aligned
 from .evaluators import NextItem
 
 # one budget for every start (pretrained or random): the samples are many and short
@@ -33,17 +34,11 @@ def training_prefixes(histories: list[np.ndarray], max_len: int, per_user: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """The latest ``per_user`` prefixes of each training history, right-aligned in
     ``max_len`` slots (``-1`` pads), and the item that follows each: ``(seq, next)``."""
-    seqs, nxt = [], []
-    for h in histories:
-        for t in range(max(1, len(h) - int(per_user)), len(h)):
-            p = h[max(0, t - max_len):t]
-            row = np.full(max_len, -1, np.int64)
-            row[max_len - len(p):] = p
-            seqs.append(row)
-            nxt.append(h[t])
-    if not seqs:
+    ends = [(h, t) for h in histories for t in range(max(1, len(h) - int(per_user)), len(h))]
+    if not ends:
         raise pj.DataError("next-item fine-tuning: no history has two training items")
-    return np.stack(seqs), np.asarray(nxt, np.int64)
+    return (right_aligned([h[:t] for h, t in ends], max_len),
+            np.asarray([h[t] for h, t in ends], np.int64))
 
 
 class _Histories(torch.utils.data.Dataset):

@@ -54,6 +54,9 @@ def finetuned(ctx: pj.EvalContext) -> float:
     return _recall(next_item_scores(ctx.encoder, ctx.dataset, ctx.seed), ctx)
 
 
+finetuned.needs_labels = False  # its labels are the histories' own next items
+
+
 def movielens_task(name: str, recipe: str, data: Any, steps: int = 100) -> pj.QualityTask:
     """One recipe on a MovieLens folder (RecBole atomic files), at the recipe's sizes; the
     sequence recipe adds a fine-tuned line."""
@@ -67,9 +70,6 @@ def movielens_task(name: str, recipe: str, data: Any, steps: int = 100) -> pj.Qu
         metric=f"Recall@{K} (next item)", probe=next_item_probe,
         baselines={"popularity": popularity, "item-kNN": itemknn}, steps=steps,
         overrides=small, finetune=finetuned if recipe == "recsys_seq" else None)
-
-
-finetuned.needs_labels = False  # its labels are the histories' own next items
 
 
 def demo_task() -> pj.QualityTask:
