@@ -4,8 +4,9 @@ Where pre-training does not yet beat the same encoder at random init (QUALITY.md
 shows which way the gap moves: each task's recipe pre-trains at ``N``, ``4N`` and ``16N``
 steps on all its data and at ``4N`` steps on a quarter and a half of it
 (``train.data_fraction``); every run is scored with the quality table's probe and split,
-paired by seed with the random-init encoder (frozen probes only; the quality table's
-fine-tuned lines are left out). Results go to ``<out>/<domain>.json``, and
+paired by seed with the random-init encoder. Frozen probes, and for the domains of
+``FINETUNED`` (whose field judges an encoder after fine-tuning) the quality table's
+fine-tuned line too (``--finetune``: for every domain whose task has one). Results go to ``<out>/<domain>.json``, and
 ``<out>/trend.md`` and ``<out>/trend.png`` are written from every domain's file there.
 
     python benchmarks/trend.py                          # every domain's main task
@@ -26,6 +27,9 @@ from pathlib import Path
 MAIN_TASKS = {"ecg": ["mitdb-pvc", "simulated-pvc"], "lidar": ["las_tile", "raycast_scenes"],
               "recsys": ["ml-100k-seq"], "sar": ["simulated_chips"], "tabular": ["randhie"],
               "video": ["simulated_motion"]}
+# domains whose main task is judged fine-tuned (next-item recommenders are fine-tuned on
+# next items; their frozen zero-shot scores say little, see the recsys README)
+FINETUNED = {"recsys"}
 
 
 def chosen_tasks(domain: str, tasks: list, names: list[str] | None) -> list:
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", default="0.25,0.5",
                         help="shares of the pre-training data, each run at FRACTION_FACTOR x N")
     parser.add_argument("--fraction-factor", type=int, default=4)
+    parser.add_argument("--finetune", action="store_true",
+                        help="also the fine-tuned line of every task that has one "
+                             f"(always for {', '.join(sorted(FINETUNED))})")
     args = parser.parse_args(argv)
     out = Path(args.out)
     for domain in driver.chosen_domains(parser, args.domains, scripts):
@@ -70,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             driver.configure(task, args.steps, args.set)
             runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
             rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
-                                        runs=runs, finetune=False)  # the frozen probe's gap
+                                        runs=runs,
+                                        finetune=args.finetune or domain in FINETUNED)
         if not rows:
             print(f"[{domain}] no task to run here", flush=True)
             continue

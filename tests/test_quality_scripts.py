@@ -76,6 +76,11 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
     driver = _trend_driver()
     main = driver.chosen_tasks(domain, _driver().load_tasks(_driver().domain_scripts()[domain]),
                                None)[0]
+    if domain == "recsys":  # judged fine-tuned: one epoch on one prefix per user
+        from polyjepa_recsys import finetune
+
+        monkeypatch.setitem(finetune.SETTINGS, "epochs", 1)
+        monkeypatch.setattr(finetune, "PER_USER", 1)
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factors", "1,2",
                         "--fractions", "0.5", "--fraction-factor", "1",
                         "--set", "train.log_every=1", "--out", str(tmp_path)]) == 0
@@ -87,6 +92,11 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
     assert f"## {domain}: {main.name} ({main.kind}, {main.metric})" in text
     for row in ("| 2 | 100% |", "| 4 | 100% |", "| 2 | 50% |"):
         assert row in text
+    # the fine-tuned line only where the domain is judged fine-tuned (SAR's task has one too)
+    finetuned = f"## {domain}: {main.name} (fine-tuned)"
+    assert (finetuned in text) == (domain in driver.FINETUNED)
+    if domain in driver.FINETUNED:
+        assert text.split(finetuned)[1].count("| 2 | 50% |") >= 1
     assert (tmp_path / "trend.png").is_file()
 
 

@@ -32,7 +32,8 @@ def trend_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def trend_markdown(rows: list[dict[str, Any]], title: str = "polyjepa: gain with steps and data") -> str:
     """One table per task: each run's pretrained score and its paired gap to random init."""
     lines = [f"# {title}", "",
-             "Frozen encoders, one probe and split per seed. *gap*: pretrained minus the same "
+             "Frozen encoders (fine-tuned where the task's name says so), one probe and "
+             "split per seed. *gap*: pretrained minus the same "
              "encoder at random init on the same seed (mean ± sd over seeds); *wins*: seeds "
              "with a positive gap; *data*: the share of the pre-training data drawn from "
              "(`train.data_fraction`; the probe always sees every labelled sample).", ""]
