@@ -6,8 +6,9 @@ steps on all its data and at ``4N`` steps on a quarter and a half of it
 (``train.data_fraction``); every run is scored with the quality table's probe and split,
 paired by seed with the random-init encoder. Frozen probes, and for the domains of
 ``FINETUNED`` (whose field judges an encoder after fine-tuning) the quality table's
-fine-tuned line too (``--finetune``: for every domain whose task has one). Results go to ``<out>/<domain>.json``, and
-``<out>/trend.md`` and ``<out>/trend.png`` are written from every domain's file there.
+fine-tuned line too (``--finetune``: for every domain whose task has one). Results go
+to ``<out>/<domain>.json``, and ``<out>/trend.md`` and ``<out>/trend.png`` are written
+from every domain's file there.
 
     python benchmarks/trend.py                          # every domain's main task
     python benchmarks/trend.py sar ecg --seeds 3 --out trend

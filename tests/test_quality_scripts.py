@@ -31,6 +31,15 @@ def _trend_driver():
 DOMAINS = sorted(_driver().domain_scripts())
 
 
+def _tiny_recsys_finetuning(domain: str, monkeypatch) -> None:
+    """The recsys fine-tuned line at one epoch on one prefix per user."""
+    if domain == "recsys":
+        from polyjepa_recsys import finetune
+
+        monkeypatch.setitem(finetune.SETTINGS, "epochs", 1)
+        monkeypatch.setattr(finetune, "PER_USER", 1)
+
+
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_quality_script_runs_every_task(domain, tmp_path, monkeypatch):
     pytest.importorskip(f"polyjepa_{domain}")
@@ -39,11 +48,7 @@ def test_quality_script_runs_every_task(domain, tmp_path, monkeypatch):
     tasks = driver.load_tasks(driver.domain_scripts()[domain])
     if not tasks:
         pytest.skip(f"{domain}: no task has its data here")
-    if domain == "recsys":  # its fine-tuned line at one epoch on one prefix per user
-        from polyjepa_recsys import finetune
-
-        monkeypatch.setitem(finetune.SETTINGS, "epochs", 1)
-        monkeypatch.setattr(finetune, "PER_USER", 1)
+    _tiny_recsys_finetuning(domain, monkeypatch)
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factor", "2",
                         "--out", str(tmp_path)]) == 0
     text = (tmp_path / "quality.md").read_text()
@@ -76,11 +81,7 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
     driver = _trend_driver()
     main = driver.chosen_tasks(domain, _driver().load_tasks(_driver().domain_scripts()[domain]),
                                None)[0]
-    if domain == "recsys":  # judged fine-tuned: one epoch on one prefix per user
-        from polyjepa_recsys import finetune
-
-        monkeypatch.setitem(finetune.SETTINGS, "epochs", 1)
-        monkeypatch.setattr(finetune, "PER_USER", 1)
+    _tiny_recsys_finetuning(domain, monkeypatch)
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factors", "1,2",
                         "--fractions", "0.5", "--fraction-factor", "1",
                         "--set", "train.log_every=1", "--out", str(tmp_path)]) == 0
