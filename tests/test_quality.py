@@ -173,6 +173,7 @@ def test_trend_runs_ladder_then_data_shares():
     assert pj.trend_runs(10) == [(10, 1.0), (40, 1.0), (160, 1.0), (40, 0.25), (40, 0.5)]
     assert pj.trend_runs(3, "1,2", "0.5,1", fraction_factor=1) == [(3, 1.0), (6, 1.0),
                                                                     (3, 0.5)]
+    assert pj.trend_runs(5, "1,4", "") == [(5, 1.0), (20, 1.0)]  # no data shares
 
 
 def test_data_fraction_trains_on_a_seeded_share(core_only, tmp_path, monkeypatch):

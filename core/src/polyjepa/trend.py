@@ -122,7 +122,8 @@ def trend_runs(n: int, factors: str | list[int] = "1,4,16",
                fraction_factor: int = 4) -> list[tuple[int, float]]:
     """The ``(steps, data_fraction)`` runs of a trend: every length of the ladder on all
     the data, and ``fraction_factor * n`` steps on each share."""
-    parts = fractions.split(",") if isinstance(fractions, str) else fractions
+    parts = ([p for p in fractions.split(",") if p.strip()] if isinstance(fractions, str)
+             else fractions)
     runs = {(s, 1.0) for s in steps_ladder(n, factors)}
     at = max(1, int(n) * int(fraction_factor))
     runs |= {(at, float(f)) for f in parts if 0 < float(f) < 1}
