@@ -4,9 +4,8 @@ Where pre-training does not yet beat the same encoder at random init (QUALITY.md
 shows which way the gap moves: each task's recipe pre-trains at ``N``, ``4N`` and ``16N``
 steps on all its data and at ``4N`` steps on a quarter and a half of it
 (``train.data_fraction``); every run is scored with the quality table's probe and split,
-paired by seed with the random-init encoder. Frozen probes, and for the domains of
-``FINETUNED`` (whose field judges an encoder after fine-tuning) the quality table's
-fine-tuned line too (``--finetune``: for every domain whose task has one). Results go
+paired by seed with the random-init encoder. Frozen probes, and for the tasks judged after fine-tuning (``QualityTask.judged_finetuned``) the quality table's
+fine-tuned line too (``--finetune``: for every task that has one). Results go
 to ``<out>/<domain>.json``, and ``<out>/trend.md`` and ``<out>/trend.png`` are written
 from every domain's file there.
 
@@ -23,26 +22,13 @@ import importlib.util
 import time
 from pathlib import Path
 
-# the task each domain is judged on in QUALITY.md (its largest real set where one exists),
-# then the one to use where that set's files are absent
-MAIN_TASKS = {"ecg": ["mitdb-pvc", "simulated-pvc"], "lidar": ["las_tile", "raycast_scenes"],
-              "recsys": ["ml-100k-seq"], "sar": ["simulated_chips"], "tabular": ["randhie"],
-              "video": ["simulated_motion"]}
-# domains whose main task is judged fine-tuned (next-item recommenders are fine-tuned on
-# next items; their frozen zero-shot scores say little, see the recsys README)
-FINETUNED = {"recsys"}
 
-
-def chosen_tasks(domain: str, tasks: list, names: list[str] | None) -> list:
-    """The tasks named, or else the domain's main task (the first of MAIN_TASKS[domain]
+def chosen_tasks(tasks: list, names: list[str] | None) -> list:
+    """The tasks named, or else the domain's main task (the first task marked ``main``
     that has its data here, else its first task)."""
     if names:
         return [t for t in tasks if t.name in names]
-    by_name = {t.name: t for t in tasks}
-    for name in MAIN_TASKS.get(domain, []):
-        if name in by_name:
-            return [by_name[name]]
-    return tasks[:1]
+    return [next((t for t in tasks if t.main), tasks[0])] if tasks else []
 
 
 def quality_driver():
@@ -61,25 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     scripts = driver.domain_scripts()
     parser = driver.domain_parser(
         __doc__.splitlines()[0], scripts, "trend",
-        "task names (default: each domain's main task, see MAIN_TASKS)")
+        "task names (default: each domain's main task, QualityTask.main)")
     parser.add_argument("--factors", default="1,4,16", help="run lengths, as multiples of N")
     parser.add_argument("--fractions", default="0.25,0.5",
                         help="shares of the pre-training data, each run at FRACTION_FACTOR x N")
     parser.add_argument("--fraction-factor", type=int, default=4)
     parser.add_argument("--finetune", action="store_true",
                         help="also the fine-tuned line of every task that has one "
-                             f"(always for {', '.join(sorted(FINETUNED))})")
+                             "(always for the tasks judged fine-tuned)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     for domain in driver.chosen_domains(parser, args.domains, scripts):
         t0 = time.perf_counter()
         rows = []
-        for task in chosen_tasks(domain, driver.load_tasks(scripts[domain]), args.tasks):
+        for task in chosen_tasks(driver.load_tasks(scripts[domain]), args.tasks):
             driver.configure(task, args.steps, args.set)
             runs = pj.trend_runs(task.steps, args.factors, args.fractions, args.fraction_factor)
             rows += pj.run_quality_task(task, out / "runs" / domain, seeds=range(args.seeds),
                                         runs=runs,
-                                        finetune=args.finetune or domain in FINETUNED)
+                                        finetune=args.finetune or task.judged_finetuned)
         if not rows:
             print(f"[{domain}] no task to run here", flush=True)
             continue

@@ -45,6 +45,11 @@ class QualityTask:
     ``finetune(ctx)``, where given, scores the encoder fine-tuned end to end on the same
     split (``ctx.encoder``; see :func:`polyjepa.finetune_predict`); its rows form a task
     line of their own, ``"<name> (fine-tuned)"``, with the same baselines.
+
+    ``main`` marks the task its domain is judged on (its largest real set; where several
+    tasks are marked, the first one present wins), which the trend script runs by
+    default. ``judged_finetuned`` says the field judges this task's encoders after
+    fine-tuning (next-item recommenders), so the trend runs its fine-tuned line always.
     """
 
     domain: str
@@ -60,6 +65,8 @@ class QualityTask:
     eval_data: Any = None
     higher_is_better: bool = True
     finetune: Score | None = None
+    main: bool = False
+    judged_finetuned: bool = False
 
 
 FINETUNED = " (fine-tuned)"

@@ -17,6 +17,8 @@ fixed time split. Adding it would cost about half again the run time.)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polyjepa as pj
 from polyjepa.testing import shared_data
 from polyjepa_ecg.quality import demo_task, pvc_task
@@ -25,4 +27,5 @@ from polyjepa_ecg.quality import demo_task, pvc_task
 def tasks() -> list[pj.QualityTask]:
     data = shared_data("ecg", "mitdb-pvc")
     real = [pvc_task(data, steps=100)] if data is not None and data.is_dir() else []
-    return [*real, demo_task()]
+    # judged on the real patients; on the simulated ones where their files are absent
+    return [replace(t, main=True) for t in [*real, demo_task()]]

@@ -17,6 +17,7 @@ histories (``recsys.finetune``), ranked the same way. Run through
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import polyjepa as pj
@@ -43,5 +44,5 @@ def tasks() -> list[pj.QualityTask]:
         return []
     # the recipes' own sizes (the sequence JEPA beat its random init at 400 steps in the
     # README); N = 100 keeps 3 seeds x (N + 4N) steps of both tasks near 4 minutes on 2 cores
-    return [movielens_task("ml-100k-seq", "recsys_seq", data, steps=100),
+    return [replace(movielens_task("ml-100k-seq", "recsys_seq", data, steps=100), main=True),
             movielens_task("ml-100k-items", "recsys", data, steps=100)]

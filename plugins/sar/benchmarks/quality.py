@@ -18,9 +18,11 @@ no real task. Run through
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polyjepa as pj
 from polyjepa_sar.quality import chips_task
 
 
 def tasks() -> list[pj.QualityTask]:
-    return [chips_task(steps=100)]
+    return [replace(chips_task(steps=100), main=True)]

@@ -59,7 +59,8 @@ finetuned.needs_labels = False  # its labels are the histories' own next items
 
 def movielens_task(name: str, recipe: str, data: Any, steps: int = 100) -> pj.QualityTask:
     """One recipe on a MovieLens folder (RecBole atomic files), at the recipe's sizes; the
-    sequence recipe adds a fine-tuned line."""
+    sequence recipe adds a fine-tuned line, the one it is judged on (next-item
+    recommenders are fine-tuned on next items)."""
     small = {"encoder.embed_dim": 64, "encoder.depth": 2, "predictor.depth": 2,
              "train.rankme_every": 0, "eval.batch_size": 256, "train.batch_size": 64,
              "train.warmup_steps": 20}
@@ -69,7 +70,8 @@ def movielens_task(name: str, recipe: str, data: Any, steps: int = 100) -> pj.Qu
         domain="recsys", name=name, recipe=recipe, data=str(data),
         metric=f"Recall@{K} (next item)", probe=next_item_probe,
         baselines={"popularity": popularity, "item-kNN": itemknn}, steps=steps,
-        overrides=small, finetune=finetuned if recipe == "recsys_seq" else None)
+        overrides=small, finetune=finetuned if recipe == "recsys_seq" else None,
+        judged_finetuned=recipe == "recsys_seq")
 
 
 def demo_task() -> pj.QualityTask:
