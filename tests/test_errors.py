@@ -59,6 +59,20 @@ def test_bad_override_on_the_command_line_is_one_line(tmp_path, cli):
     assert not (tmp_path / "r").exists()
 
 
+def test_warnings_on_the_command_line_are_one_line_each_once(core_only, tmp_path, cli):
+    import numpy as np
+
+    run = _pretrain(str(digits_npz(tmp_path / "d.npz")), tmp_path / "r")
+    unlabelled = tmp_path / "x.npz"
+    np.savez(unlabelled, x=np.load(tmp_path / "d.npz")["x"])
+    proc = cli("evaluate", str(run.path), "--data", str(unlabelled), "--evaluator",
+               "linear_probe", "--evaluator", "knn", "--evaluator", "linear_probe")
+    warned = [line for line in proc.stderr.splitlines() if "warning" in line.lower()]
+    assert warned == [
+        "polyjepa evaluate: warning: evaluator 'linear_probe' skipped: the data has no labels",
+        "polyjepa evaluate: warning: evaluator 'knn' skipped: the data has no labels"]
+
+
 def test_encoders_receive_only_the_hints_they_declare(core_only, tmp_path):
     from polyjepa.build import build_dataset, resolve_components
     from polyjepa.validation import accepted

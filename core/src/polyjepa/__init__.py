@@ -105,6 +105,7 @@ _EXPORTS: dict[str, str] = {
     "DataError": "polyjepa.errors",
     "CheckpointError": "polyjepa.errors",
     "TrainingDiverged": "polyjepa.errors",
+    "PolyjepaWarning": "polyjepa.errors",
     "warn": "polyjepa.errors",
 }
 

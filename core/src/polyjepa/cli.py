@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import PolyjepaError
+from .errors import PolyjepaError, PolyjepaWarning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -366,7 +368,8 @@ def _plugin_command(rest: list[str]) -> int | None:
         return 2
     entry = registry.get(name)
     try:
-        status = entry.resolve()(list(rest[1:]))
+        with _one_line_warnings(f"polyjepa {name}"):
+            status = entry.resolve()(list(rest[1:]))
     except PolyjepaError as exc:
         print(f"polyjepa {name}: error: {exc}", file=sys.stderr)
         return 2
@@ -375,6 +378,26 @@ def _plugin_command(rest: list[str]) -> int | None:
 
 def _prog(command: str) -> str:
     return f"polyjepa {command}" if command else "polyjepa"
+
+
+@contextmanager
+def _one_line_warnings(prog: str) -> Iterator[None]:
+    """Show polyjepa's own warnings as ``prog: warning: ...``, each message once (a run
+    reads its data several times), and other packages' warnings as Python would."""
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+            if not issubclass(category, PolyjepaWarning):
+                show(message, category, filename, lineno, file, line)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                print(f"{prog}: warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = one_line
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0
         command = a.command
-        warnings.simplefilter("default")
         if a.command == "plugins":
             return _print_plugins(a.json)
-        return COMMANDS[a.command](a)
+        with _one_line_warnings(_prog(command)):
+            return COMMANDS[a.command](a)
     except PolyjepaError as exc:
         print(f"{_prog(command)}: error: {exc}", file=sys.stderr)
         return 2

@@ -37,7 +37,12 @@ class TrainingDiverged(PolyjepaError):
     """The loss became NaN or infinite; training stopped before saving bad weights."""
 
 
-def warn(message: str, category: type[Warning] = UserWarning) -> None:
+class PolyjepaWarning(UserWarning):
+    """Something about the user's data or settings worth knowing that does not stop the
+    run; the command line prints each one once, on one line."""
+
+
+def warn(message: str, category: type[Warning] = PolyjepaWarning) -> None:
     """Warn with the location of the first caller outside polyjepa and its plugins (the
     user's line), however deep inside the core or a plugin the warning starts.
 

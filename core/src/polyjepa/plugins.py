@@ -30,7 +30,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, warn
+from .errors import PluginError, PolyjepaWarning, warn
 from .registry import KINDS, Entry, Registry
 
 ENTRY_POINT_GROUP = "polyjepa"
@@ -56,7 +56,7 @@ class PluginFailure:
     message: str
 
 
-class PluginWarning(UserWarning):
+class PluginWarning(PolyjepaWarning):
     """A plugin was skipped because it is broken."""
 
 

@@ -10,6 +10,8 @@ import ast
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -116,10 +118,18 @@ def _segment_names(header: Path) -> set[Path]:
     return names
 
 
-def import_wfdb() -> Any:
-    """``wfdb``, imported without its pandas deprecation warnings."""
+@contextmanager
+def quiet_wfdb() -> Iterator[None]:
+    """Hide the warnings ``wfdb`` raises inside itself (pandas deprecations, which a
+    user can do nothing about), not ours."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="wfdb")
+        yield
+
+
+def import_wfdb() -> Any:
+    """``wfdb``, imported without its pandas deprecation warnings."""
+    with quiet_wfdb():
         import wfdb
     return wfdb
 
@@ -147,8 +157,7 @@ def read_wfdb(path: str | Path, annotator: str | None = "atr",
     spf = list(getattr(head, "samps_per_frame", None) or [])
     multirate = (not getattr(head, "seg_name", None)) and bool(spf) and max(spf) > 1
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="wfdb")  # pandas deprecations inside
+        with quiet_wfdb():
             rec = wfdb.rdrecord(str(base), m2s=True, physical=True,
                                 smooth_frames=not multirate)
     except FileNotFoundError as exc:
@@ -202,8 +211,7 @@ def _to_rate(x: np.ndarray, have: int, want: int, n: int) -> np.ndarray:
 def _read_header(base: Path, where: str) -> Any:
     wfdb = import_wfdb()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="wfdb")
+        with quiet_wfdb():
             return wfdb.rdheader(str(base))
     except FileNotFoundError as exc:
         raise DataError(f"{where}: header file missing: {exc}") from exc
@@ -242,8 +250,7 @@ def _read_annotations(out: Record, base: Path, annotator: str | None) -> None:
     wfdb = import_wfdb()
     if annotator and Path(f"{base}.{annotator}").is_file():
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", module="wfdb")
+            with quiet_wfdb():
                 ann = wfdb.rdann(str(base), annotator)
         except Exception as exc:
             raise DataError(f"{base}.{annotator}: cannot read the annotation file "

@@ -174,7 +174,7 @@ def write_pvc_records(folder: str | Path, patients: int = 6, seconds: float = 30
     The same arguments write the same files; a folder written with the same arguments is
     kept as it is, one holding other files is refused (:func:`polyjepa.generated_folder`).
     """
-    from .io import import_wfdb
+    from .io import import_wfdb, quiet_wfdb
 
     def write(tmp: Path) -> None:
         wfdb = import_wfdb()
@@ -184,10 +184,11 @@ def write_pvc_records(folder: str | Path, patients: int = 6, seconds: float = 30
             pat = simulated_patient(int(seed) * 1000 + i)
             sig, samp, sym = synth_ecg(seconds, fs, leads, seed=int(seed) * 1000 + i,
                                        patient=pat)
-            wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=leads, p_signal=sig,
-                        fmt=["212", "212"], write_dir=str(tmp),
-                        comments=[f"simulated patient {i + 1} (polyjepa_ecg.simulate)"])
-            wfdb.wrann(name, "atr", samp, symbol=sym, write_dir=str(tmp))
+            with quiet_wfdb():
+                wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=leads, p_signal=sig,
+                            fmt=["212", "212"], write_dir=str(tmp),
+                            comments=[f"simulated patient {i + 1} (polyjepa_ecg.simulate)"])
+                wfdb.wrann(name, "atr", samp, symbol=sym, write_dir=str(tmp))
 
     settings = {"patients": int(patients), "seconds": float(seconds), "fs": float(fs),
                 "seed": int(seed), "version": 1}
