@@ -4,10 +4,11 @@ Where pre-training does not yet beat the same encoder at random init (QUALITY.md
 shows which way the gap moves: each task's recipe pre-trains at ``N``, ``4N`` and ``16N``
 steps on all its data and at ``4N`` steps on a quarter and a half of it
 (``train.data_fraction``); every run is scored with the quality table's probe and split,
-paired by seed with the random-init encoder. Frozen probes, and for the tasks judged after fine-tuning (``QualityTask.judged_finetuned``) the quality table's
-fine-tuned line too (``--finetune``: for every task that has one). Results go
-to ``<out>/<domain>.json``, and ``<out>/trend.md`` and ``<out>/trend.png`` are written
-from every domain's file there.
+paired by seed with the random-init encoder. Frozen probes, and for the tasks judged
+after fine-tuning (``QualityTask.judged_finetuned``) the quality table's fine-tuned line
+too (``--finetune``: for every task that has one). Results go to ``<out>/<domain>.json``,
+and ``<out>/trend.md`` and ``<out>/trend.png`` are written from every domain's file
+there.
 
     python benchmarks/trend.py                          # every domain's main task
     python benchmarks/trend.py sar ecg --seeds 3 --out trend
