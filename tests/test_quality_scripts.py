@@ -35,13 +35,18 @@ MAIN_TASKS = {"ecg": ["mitdb-pvc", "simulated-pvc"], "lidar": ["las_tile", "rayc
               "video": ["simulated_motion"]}
 
 
-def _tiny_recsys_finetuning(domain: str, monkeypatch) -> None:
-    """The recsys fine-tuned line at one epoch on one prefix per user."""
+def _tiny_budgets(domain: str, monkeypatch) -> None:
+    """The recsys fine-tuned line at one epoch on one prefix per user, the tables' probe
+    MLP at a few epochs (every run's probes are fitted; at full budget they dominate)."""
     if domain == "recsys":
         from polyjepa_recsys import finetune
 
         monkeypatch.setitem(finetune.SETTINGS, "epochs", 1)
         monkeypatch.setattr(finetune, "PER_USER", 1)
+    if domain == "tabular":
+        from polyjepa_tabular import quality
+
+        monkeypatch.setattr(quality, "MLP_EPOCHS", 5)
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -52,7 +57,7 @@ def test_quality_script_runs_every_task(domain, tmp_path, monkeypatch):
     tasks = driver.load_tasks(driver.domain_scripts()[domain])
     if not tasks:
         pytest.skip(f"{domain}: no task has its data here")
-    _tiny_recsys_finetuning(domain, monkeypatch)
+    _tiny_budgets(domain, monkeypatch)
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factor", "2",
                         "--out", str(tmp_path)]) == 0
     text = (tmp_path / "quality.md").read_text()
@@ -85,7 +90,7 @@ def test_trend_script_runs_the_main_task(domain, tmp_path, monkeypatch):
     monkeypatch.setenv("POLYJEPA_CACHE", str(tmp_path / "cache"))
     driver = _trend_driver()
     main = driver.chosen_tasks(_driver().load_tasks(_driver().domain_scripts()[domain]), None)[0]
-    _tiny_recsys_finetuning(domain, monkeypatch)
+    _tiny_budgets(domain, monkeypatch)
     assert driver.main([domain, "--steps", "2", "--seeds", "1", "--factors", "1,2",
                         "--fractions", "0.5", "--fraction-factor", "1",
                         "--set", "train.log_every=1", "--out", str(tmp_path)]) == 0

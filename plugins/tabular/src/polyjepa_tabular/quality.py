@@ -22,11 +22,15 @@ def _split(ctx: pj.EvalContext) -> tuple[np.ndarray, np.ndarray, str, np.ndarray
     return tr, te, task, y
 
 
+# the probe MLP's width and its most epochs
+MLP_HIDDEN, MLP_EPOCHS = 128, 300
+
+
 def mlp_probe(ctx: pj.EvalContext) -> float:
     """Accuracy (classification) or R^2 (regression) of a one-hidden-layer MLP on a
     held-out quarter of the rows (the split follows ``ctx.seed``)."""
     tr, te, task, y = _split(ctx)
-    model = probe_models(task, ctx.seed, 128, 300)["mlp"]
+    model = probe_models(task, ctx.seed, MLP_HIDDEN, MLP_EPOCHS)["mlp"]
     scores = fit_score(task, np.asarray(ctx.embeddings, np.float64), y, tr, te, model)
     return scores["r2" if task == "regression" else "acc"]
 
